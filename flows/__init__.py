@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration over the DVC stages, no ML logic."""

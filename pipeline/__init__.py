@@ -1,0 +1,1 @@
+"""Fashion-MNIST pipeline: one module per DVC stage plus a few shared helpers."""

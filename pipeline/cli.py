@@ -1,0 +1,35 @@
+"""The shared entry point of every stage: parse paths, run, turn failures into one line and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from pipeline.errors import PipelineError
+
+
+def run_stage(
+    name: str,
+    configure: Callable[[argparse.ArgumentParser], None],
+    work: Callable[[argparse.Namespace], None],
+    argv: list[str] | None = None,
+) -> None:
+    """Run one stage's `work` with arguments from `configure`, exiting non-zero with a one-line reason."""
+    parser = argparse.ArgumentParser(prog=f"python -m pipeline.{name}")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    configure(parser)
+    arguments = parser.parse_args(argv)
+    try:
+        work(arguments)
+    except PipelineError as error:
+        _exit(name, str(error))
+    except OSError as error:
+        # File-system failures name their file; that is the useful part for the user.
+        where = f"{error.filename}: " if error.filename else ""
+        _exit(name, f"{where}{error.strerror or error}")
+
+
+def _exit(stage: str, message: str) -> None:
+    print(f"{stage}: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(1)

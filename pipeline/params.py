@@ -1,0 +1,158 @@
+"""params.yaml, loaded one section at a time into frozen dataclasses that check every value.
+
+A bad value fails before any work starts, naming the file, the key and the value:
+    params.yaml: preprocess.val_fraction must be > 0 and < 1, got 1.5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import PipelineError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(PipelineError):
+    pass
+
+
+def read_section(section: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    if not isinstance(document, dict) or not isinstance(document.get(section), dict):
+        raise ParamsError(f"{path}: section {section!r} is missing or not a mapping")
+    return document[section]
+
+
+class SectionReader:
+    """Typed access to one section; every complaint names `file: section.key`."""
+
+    def __init__(self, section: str, raw: dict[str, Any], path: Path):
+        self.section, self.raw, self.path = section, raw, path
+        self.read: set[str] = set()
+
+    def fail(self, key: str, problem: str, value: Any) -> ParamsError:
+        return ParamsError(f"{self.path}: {self.section}.{key} {problem}, got {value!r}")
+
+    def value(self, key: str, kind: type | tuple[type, ...], description: str, optional: bool = False) -> Any:
+        self.read.add(key)
+        if key not in self.raw:
+            raise ParamsError(f"{self.path}: {self.section}.{key} is missing")
+        value = self.raw[key]
+        if value is None and optional:
+            return None
+        # bool is an int subclass in Python; a `true` where a number belongs is a mistake.
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            raise self.fail(key, f"must be {description}", value)
+        return value
+
+    def number(
+        self,
+        key: str,
+        *,
+        integer: bool = False,
+        minimum: float | None = None,
+        above: float | None = None,
+        below: float | None = None,
+    ) -> Any:
+        kind = int if integer else (int, float)
+        value = self.value(key, kind, "an integer" if integer else "a number")
+        rules = [
+            f">= {minimum}" if minimum is not None else "",
+            f"> {above}" if above is not None else "",
+            f"< {below}" if below is not None else "",
+        ]
+        if (
+            (minimum is not None and value < minimum)
+            or (above is not None and value <= above)
+            or (below is not None and value >= below)
+        ):
+            raise self.fail(key, "must be " + " and ".join(rule for rule in rules if rule), value)
+        return value
+
+    def string_map(self, key: str, item_kind: type, description: str) -> dict[str, Any]:
+        mapping = self.value(key, dict, "a mapping")
+        for name, item in mapping.items():
+            if not isinstance(name, str) or not isinstance(item, item_kind):
+                raise self.fail(f"{key}.{name}", f"must be {description}", item)
+        return mapping
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.read)
+        if unknown:
+            raise ParamsError(f"{self.path}: {self.section}.{unknown[0]} is not a known key")
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    dataset: str
+    source_dir: str | None
+    system_dirs: dict[str, str]
+    mirrors: dict[str, list[str]]
+    download_timeout_seconds: float
+    download_attempts: int
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_FILE) -> IngestParams:
+        reader = SectionReader("ingest", read_section("ingest", path), path)
+        params = cls(
+            dataset=reader.value("dataset", str, "a dataset name"),
+            source_dir=reader.value("source_dir", str, "a directory path or null", optional=True),
+            system_dirs=reader.string_map("system_dirs", str, "a directory path"),
+            mirrors=reader.string_map("mirrors", list, "a list of base URLs"),
+            download_timeout_seconds=reader.number("download_timeout_seconds", above=0),
+            download_attempts=reader.number("download_attempts", integer=True, minimum=1),
+        )
+        reader.finish()
+        return params
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    expected_rows: dict[str, int]
+    class_share_tolerance: float
+    max_test_duplicates_in_train: float
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_FILE) -> ValidateParams:
+        reader = SectionReader("validate", read_section("validate", path), path)
+        expected_rows = reader.string_map("expected_rows", int, "a positive row count")
+        for split in ("train", "test"):
+            if expected_rows.get(split, 0) <= 0:
+                raise reader.fail(f"expected_rows.{split}", "must be a positive row count", expected_rows.get(split))
+        params = cls(
+            expected_rows=expected_rows,
+            class_share_tolerance=reader.number("class_share_tolerance", above=0, below=1),
+            max_test_duplicates_in_train=reader.number("max_test_duplicates_in_train", minimum=0, below=1),
+        )
+        reader.finish()
+        return params
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    val_fraction: float
+    seed: int
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_FILE) -> PreprocessParams:
+        reader = SectionReader("preprocess", read_section("preprocess", path), path)
+        params = cls(
+            val_fraction=reader.number("val_fraction", above=0, below=1),
+            seed=reader.number("seed", integer=True, minimum=0),
+        )
+        reader.finish()
+        return params

@@ -1,0 +1,102 @@
+"""preprocess: raw IDX to NHWC uint8 arrays with a stratified, seeded validation split, plus sample pictures.
+
+Images stay 0-255 uint8 here: scaling by 1/255 happens once, inside the model, so a served model
+takes the same raw images the pipeline ingested.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.cli import run_stage
+from pipeline.datasets import dataset_spec, load_raw_split
+from pipeline.files import atomic_path
+from pipeline.params import PreprocessParams
+
+ARRAY_FILES = ("train.npz", "val.npz", "test.npz")
+
+
+def to_nhwc(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) to (N, 28, 28, 1): the channel axis Keras' Conv2D expects."""
+    return images.reshape(*images.shape, 1)
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) holding out `val_fraction` of every class, the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    train_parts, val_parts = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        held_out = int(round(len(members) * val_fraction))
+        val_parts.append(members[:held_out])
+        train_parts.append(members[held_out:])
+    # Sorted, so arrays keep the source order within each split (shuffling is training's job).
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))
+
+
+def save_arrays(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    np.savez_compressed(path, images=images, labels=labels)
+
+
+def load_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels from a prepared .npz file; never unpickles."""
+    with np.load(path, allow_pickle=False) as arrays:
+        return arrays["images"], arrays["labels"]
+
+
+def save_sample_pictures(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out_dir: Path) -> None:
+    """The tutorial's two pictures: one image with a colour bar, and a 5x5 grid labelled with class names."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(4, 4))
+    shown = axis.imshow(images[0, :, :, 0], cmap="gray")
+    figure.colorbar(shown, ax=axis)
+    axis.set_title(class_names[labels[0]])
+    figure.savefig(out_dir / "sample_image.png", dpi=100)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(5, 5, figsize=(8, 8))
+    for index, axis in enumerate(axes.flat):
+        axis.imshow(images[index, :, :, 0], cmap="binary")
+        axis.set_xlabel(class_names[labels[index]])
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    figure.savefig(out_dir / "sample_grid.png", dpi=100)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> None:
+    def configure(parser):
+        parser.add_argument("--raw", required=True, type=Path, help="folder of the four IDX files")
+        parser.add_argument("--out", required=True, type=Path, help="output folder for train/val/test .npz")
+        parser.add_argument("--pictures", required=True, type=Path, help="output folder for the sample pictures")
+        parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
+
+    def work(arguments):
+        params = PreprocessParams.load(Path(arguments.params))
+        class_names = dataset_spec(arguments.dataset).class_names
+        train_images, train_labels = load_raw_split(arguments.raw, "train")
+        test_images, test_labels = load_raw_split(arguments.raw, "test")
+        train_images, test_images = to_nhwc(train_images), to_nhwc(test_images)
+        train_index, val_index = stratified_split(train_labels, params.val_fraction, params.seed)
+        with atomic_path(arguments.out) as out_dir:
+            out_dir.mkdir()
+            save_arrays(out_dir / "train.npz", train_images[train_index], train_labels[train_index])
+            save_arrays(out_dir / "val.npz", train_images[val_index], train_labels[val_index])
+            save_arrays(out_dir / "test.npz", test_images, test_labels)
+        with atomic_path(arguments.pictures) as pictures_dir:
+            pictures_dir.mkdir()
+            save_sample_pictures(train_images, train_labels, class_names, pictures_dir)
+        print(f"preprocess: train {len(train_index)}, val {len(val_index)}, test {len(test_labels)} images")
+
+    run_stage("preprocess", configure, work, argv)
+
+
+if __name__ == "__main__":
+    main()

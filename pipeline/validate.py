@@ -1,0 +1,200 @@
+"""validate: a Great Expectations suite over a per-image table of each split; any broken expectation fails the run.
+
+Writes GX Data Docs (reports/validate/data_docs/) and a json summary naming every failed expectation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.cli import run_stage
+from pipeline.datasets import NUM_CLASSES, SPLITS, load_raw_split
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_path
+from pipeline.params import ValidateParams
+
+
+def image_table(images: np.ndarray, labels: np.ndarray, train_images: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image: the properties the expectations look at.
+
+    `duplicate_in_train` marks images that also appear pixel for pixel among `train_images`
+    (leakage from the training set into an evaluation split); it is all False without them.
+    """
+    flat = images.reshape(len(images), -1)
+    class_counts = np.bincount(labels.astype(np.int64), minlength=max(NUM_CLASSES, int(labels.max(initial=0)) + 1))
+    table = pd.DataFrame(
+        {
+            "label": labels.astype(np.int64),
+            "height": np.full(len(images), images.shape[1]),
+            "width": np.full(len(images), images.shape[2]),
+            "pixel_min": flat.min(axis=1, initial=255).astype(np.int64),
+            "pixel_max": flat.max(axis=1, initial=0).astype(np.int64),
+            "class_share": class_counts[labels] / max(len(labels), 1),
+        }
+    )
+    table["pixel_range"] = table["pixel_max"] - table["pixel_min"]
+    seen = {row.tobytes() for row in train_images.reshape(len(train_images), -1)} if train_images is not None else set()
+    table["duplicate_in_train"] = [row.tobytes() in seen for row in flat]
+    return table
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named expectation: the name is what a failure message and the Data Docs show."""
+
+    name: str
+    expectation: object
+
+
+def build_checks(split: str, params: ValidateParams) -> list[Check]:
+    import great_expectations as gx
+
+    expected_share = 1 / NUM_CLASSES
+    tolerance = params.class_share_tolerance
+    checks = [
+        Check("row count", gx.expectations.ExpectTableRowCountToEqual(value=params.expected_rows[split])),
+        Check("label in 0-9", gx.expectations.ExpectColumnValuesToBeBetween(column="label", min_value=0, max_value=9)),
+        Check(
+            "pixel min in 0-255",
+            gx.expectations.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0, max_value=255),
+        ),
+        Check(
+            "pixel max in 0-255",
+            gx.expectations.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=0, max_value=255),
+        ),
+        Check("image height 28", gx.expectations.ExpectColumnValuesToBeInSet(column="height", value_set=[28])),
+        Check("image width 28", gx.expectations.ExpectColumnValuesToBeInSet(column="width", value_set=[28])),
+        Check(
+            "class balance",
+            gx.expectations.ExpectColumnValuesToBeBetween(
+                column="class_share", min_value=expected_share - tolerance, max_value=expected_share + tolerance
+            ),
+        ),
+        Check("no blank images", gx.expectations.ExpectColumnValuesToBeBetween(column="pixel_range", min_value=1)),
+    ]
+    checks += [
+        Check(f"no missing {column}", gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
+        for column in ("label", "pixel_min", "pixel_max")
+    ]
+    if split != "train":
+        checks.append(
+            Check(
+                "no test images duplicated in train",
+                gx.expectations.ExpectColumnValuesToBeInSet(
+                    column="duplicate_in_train", value_set=[False], mostly=1 - params.max_test_duplicates_in_train
+                ),
+            )
+        )
+    for check in checks:
+        check.expectation.description = check.name
+    return checks
+
+
+def run_suite(tables: dict[str, pd.DataFrame], params: ValidateParams, docs_dir: Path | None = None) -> dict:
+    """Validate each split's table; returns the summary, with Data Docs written to `docs_dir` when given."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    for site in list(context.list_data_docs_sites()):
+        context.delete_data_docs_site(site)  # the default site would write into a temporary folder
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            "validate",
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir.resolve()),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    source = context.data_sources.add_pandas("images")
+    results = {}
+    for split, table in tables.items():
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{split}_images"))
+        for check in build_checks(split, params):
+            suite.add_expectation(check.expectation)
+        batch = source.add_dataframe_asset(split).add_batch_definition_whole_dataframe("all")
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=split, data=batch, suite=suite))
+        actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs_dir is not None else []
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"validate_{split}",
+                validation_definitions=[definition],
+                actions=actions,
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+        run = checkpoint.run(batch_parameters={"dataframe": table})
+        results[split] = next(iter(run.run_results.values()))
+    return summarize(results, tables)
+
+
+def summarize(results: dict, tables: dict[str, pd.DataFrame]) -> dict:
+    failed, evaluated = [], 0
+    for split, result in results.items():
+        for outcome in result.results:
+            evaluated += 1
+            if not outcome.success:
+                config = outcome.expectation_config
+                failed.append(
+                    {
+                        "split": split,
+                        "expectation": config.description,
+                        "type": config.type,
+                        "column": config.kwargs.get("column"),
+                        "unexpected_rows": outcome.result.get("unexpected_count"),
+                        "observed_value": outcome.result.get("observed_value"),
+                        "rows": len(tables[split]),
+                    }
+                )
+    return {"success": not failed, "evaluated": evaluated, "passed": evaluated - len(failed), "failed": failed}
+
+
+def failure_message(summary: dict) -> str:
+    parts = []
+    for failure in summary["failed"]:
+        if failure["unexpected_rows"] is not None:
+            broke = f"broken by {failure['unexpected_rows']} of {failure['rows']} rows"
+        else:
+            broke = f"observed {failure['observed_value']}"
+        parts.append(f"{failure['split']}: expectation '{failure['expectation']}' ({failure['type']}) {broke}")
+    return f"{len(parts)} expectation(s) failed: " + "; ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    def configure(parser):
+        parser.add_argument("--raw", required=True, type=Path, help="folder of the four IDX files")
+        parser.add_argument("--docs", required=True, type=Path, help="Data Docs output folder")
+        parser.add_argument("--summary", required=True, type=Path, help="json summary output file")
+
+    def work(arguments):
+        params = ValidateParams.load(Path(arguments.params))
+        splits = {split: load_raw_split(arguments.raw, split) for split in SPLITS}
+        train_images = splits["train"][0]
+        tables = {
+            split: image_table(images, labels, None if split == "train" else train_images)
+            for split, (images, labels) in splits.items()
+        }
+        with atomic_path(arguments.docs) as docs_dir, atomic_path(arguments.summary) as summary_file:
+            summary = run_suite(tables, params, docs_dir)
+            summary_file.write_text(json.dumps(summary, indent=2) + "\n")
+        # The report of a failed validation is complete and kept, so the user can read what broke.
+        if not summary["success"]:
+            raise PipelineError(failure_message(summary))
+        print(f"validate: {summary['passed']}/{summary['evaluated']} expectations passed")
+
+    run_stage("validate", configure, work, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny IDX datasets written with the project's own writer, and params files."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.datasets import FILE_NAMES
+from pipeline.idx import write_idx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TinyDataset:
+    directory: Path
+    arrays: dict[str, np.ndarray]  # keyed like FILE_NAMES: train_images, train_labels, ...
+
+
+def make_split(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced, non-blank, all-distinct 28x28 uint8 images with labels 0-9."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), per_class)
+    images = rng.integers(0, 256, size=(len(labels), 28, 28), dtype=np.uint8)
+    return images, labels
+
+
+def write_dataset(directory: Path, arrays: dict[str, np.ndarray], compress: bool = True) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for role, name in FILE_NAMES.items():
+        write_idx(directory / (f"{name}.gz" if compress else name), arrays[role], compress=compress)
+    return directory
+
+
+@pytest.fixture
+def tiny_arrays() -> dict[str, np.ndarray]:
+    train_images, train_labels = make_split(per_class=20, seed=1)
+    test_images, test_labels = make_split(per_class=5, seed=2)
+    return {
+        "train_images": train_images,
+        "train_labels": train_labels,
+        "test_images": test_images,
+        "test_labels": test_labels,
+    }
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path, tiny_arrays) -> TinyDataset:
+    return TinyDataset(write_dataset(tmp_path / "source", tiny_arrays), tiny_arrays)
+
+
+@pytest.fixture
+def repo_params() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def write_params(tmp_path, repo_params):
+    """Write the repository's params.yaml with `section.key` overrides; returns the file's path."""
+
+    def write(overrides: dict | None = None, name: str = "params.yaml") -> Path:
+        params = copy.deepcopy(repo_params)
+        for dotted, value in (overrides or {}).items():
+            *parents, key = dotted.split(".")
+            node = params
+            for parent in parents:
+                node = node[parent]
+            node[key] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(params))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def real_raw_dir(tmp_path_factory) -> Path:
+    """The real Fashion-MNIST, ingested and verified from the system copy (Debian's dataset-fashion-mnist)."""
+    from pipeline.datasets import dataset_spec
+    from pipeline.ingest import choose_source, ingest
+    from pipeline.params import IngestParams
+
+    params = IngestParams.load(REPO_ROOT / "params.yaml")
+    spec = dataset_spec("fashion_mnist")
+    source = choose_source(params, spec)
+    assert source.kind == "system_dir", "install the real data first: apt-get install dataset-fashion-mnist"
+    out = tmp_path_factory.mktemp("real") / "fashion_mnist"
+    ingest(source, spec, out)
+    return out
