@@ -79,6 +79,21 @@ class SectionReader:
             raise self.fail(key, "must be " + " and ".join(rule for rule in rules if rule), value)
         return value
 
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        value = self.value(key, str, f"one of {', '.join(options)}")
+        if value not in options:
+            raise self.fail(key, f"must be one of {', '.join(options)}", value)
+        return value
+
+    def flag(self, key: str) -> bool:
+        return self.value(key, bool, "true or false")
+
+    def positive_ints(self, key: str) -> tuple[int, ...]:
+        values = self.value(key, list, "a non-empty list of positive integers")
+        if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            raise self.fail(key, "must be a non-empty list of positive integers", values)
+        return tuple(values)
+
     def string_map(self, key: str, item_kind: type, description: str) -> dict[str, Any]:
         mapping = self.value(key, dict, "a mapping")
         for name, item in mapping.items():
@@ -153,6 +168,85 @@ class PreprocessParams:
         params = cls(
             val_fraction=reader.number("val_fraction", above=0, below=1),
             seed=reader.number("seed", integer=True, minimum=0),
+        )
+        reader.finish()
+        return params
+
+
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "leaky_relu")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    seed: int
+    conv_filters: tuple[int, ...]
+    convs_per_block: int
+    kernel_size: int
+    activation: str
+    pooling: str
+    batch_norm: bool
+    conv_dropout: float
+    dense_units: int
+    dense_dropout: float
+    augment_flip: bool
+    augment_max_shift: float
+    optimizer: str
+    learning_rate: float
+    lr_schedule: str
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    early_stopping_patience: int
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_FILE) -> TrainParams:
+        return cls.from_mapping(read_section("train", path), path)
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], path: Path = PARAMS_FILE) -> TrainParams:
+        reader = SectionReader("train", raw, path)
+        params = cls(
+            seed=reader.number("seed", integer=True, minimum=0),
+            conv_filters=reader.positive_ints("conv_filters"),
+            convs_per_block=reader.number("convs_per_block", integer=True, minimum=1),
+            kernel_size=reader.number("kernel_size", integer=True, minimum=1),
+            activation=reader.choice("activation", ACTIVATIONS),
+            pooling=reader.choice("pooling", ("max", "average")),
+            batch_norm=reader.flag("batch_norm"),
+            conv_dropout=reader.number("conv_dropout", minimum=0, below=1),
+            dense_units=reader.number("dense_units", integer=True, minimum=1),
+            dense_dropout=reader.number("dense_dropout", minimum=0, below=1),
+            augment_flip=reader.flag("augment_flip"),
+            augment_max_shift=reader.number("augment_max_shift", minimum=0, below=1),
+            optimizer=reader.choice("optimizer", OPTIMIZERS),
+            learning_rate=reader.number("learning_rate", above=0),
+            lr_schedule=reader.choice("lr_schedule", ("constant", "cosine")),
+            weight_decay=reader.number("weight_decay", minimum=0),
+            batch_size=reader.number("batch_size", integer=True, minimum=1),
+            epochs=reader.number("epochs", integer=True, minimum=1),
+            early_stopping_patience=reader.number("early_stopping_patience", integer=True, minimum=0),
+        )
+        reader.finish()
+        if params.weight_decay and params.optimizer != "adamw":
+            raise reader.fail("weight_decay", "must be 0 unless train.optimizer is adamw", params.weight_decay)
+        # Each pooling halves the image: 28 survives four halvings (28, 14, 7, 3, 1).
+        if len(params.conv_filters) > 4:
+            raise reader.fail("conv_filters", "may have at most 4 blocks for 28x28 images", list(params.conv_filters))
+        return params
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int
+    gallery_size: int
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_FILE) -> EvaluateParams:
+        reader = SectionReader("evaluate", read_section("evaluate", path), path)
+        params = cls(
+            batch_size=reader.number("batch_size", integer=True, minimum=1),
+            gallery_size=reader.number("gallery_size", integer=True, minimum=0),
         )
         reader.finish()
         return params

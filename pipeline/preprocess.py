@@ -6,12 +6,14 @@ takes the same raw images the pipeline ingested.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.cli import run_stage
-from pipeline.datasets import dataset_spec, load_raw_split
+from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES, dataset_spec, load_raw_split
+from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.params import PreprocessParams
 
@@ -44,6 +46,21 @@ def load_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels from a prepared .npz file; never unpickles."""
     with np.load(path, allow_pickle=False) as arrays:
         return arrays["images"], arrays["labels"]
+
+
+def load_prepared(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A prepared split, checked: uint8 images of shape (N, 28, 28, 1) and N labels 0-9."""
+    try:
+        images, labels = load_arrays(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise PipelineError(f"{path}: not a prepared .npz with images and labels ({error})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (*IMAGE_SHAPE, 1):
+        raise PipelineError(f"{path}: images must be uint8 of shape (N, 28, 28, 1), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+        raise PipelineError(f"{path}: labels must be {len(images)} integers, got {labels.dtype} {labels.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise PipelineError(f"{path}: labels must be 0-9, got {labels.min()}..{labels.max()}")
+    return images, labels
 
 
 def save_sample_pictures(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out_dir: Path) -> None:

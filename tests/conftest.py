@@ -92,3 +92,40 @@ def real_raw_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("real") / "fashion_mnist"
     ingest(source, spec, out)
     return out
+
+
+def square_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ten classes told apart by where a bright square sits on a dark noisy background."""
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.arange(10, dtype=np.uint8), count // 10)
+    images = rng.integers(0, 40, (len(labels), 28, 28, 1)).astype(np.uint8)
+    for index, label in enumerate(labels):
+        row, column = divmod(int(label), 5)
+        images[index, 2 + row * 12 : 10 + row * 12, 1 + column * 5 : 5 + column * 5] = 255
+    return images, labels
+
+
+TINY_TRAIN = {
+    "train.conv_filters": [8, 16],
+    "train.dense_units": 32,
+    "train.batch_norm": False,
+    "train.conv_dropout": 0.0,
+    "train.dense_dropout": 0.0,
+    "train.augment_flip": False,
+    "train.augment_max_shift": 0.0,
+    "train.learning_rate": 0.003,
+    "train.batch_size": 32,
+    "train.epochs": 3,
+}
+
+
+@pytest.fixture
+def prepared_dir(tmp_path) -> Path:
+    """train/val/test .npz of the square task, in the layout the preprocess stage writes."""
+    from pipeline.preprocess import save_arrays
+
+    directory = tmp_path / "prepared"
+    directory.mkdir()
+    for name, count, seed in (("train", 200, 1), ("val", 50, 2), ("test", 50, 3)):
+        save_arrays(directory / f"{name}.npz", *square_images(count, seed))
+    return directory

@@ -1,0 +1,75 @@
+"""The CNN and its optimiser, built from the train section of params.yaml.
+
+The model takes raw 0-255 uint8 images of shape 28x28x1 and scales them itself, so whoever serves
+it passes the same images the pipeline ingested. Augmentation layers are part of the model too:
+Keras runs them only in training, so they cost nothing at prediction time.
+"""
+
+from __future__ import annotations
+
+from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
+from pipeline.keras_runtime import load_keras
+from pipeline.params import TrainParams
+
+INPUT_SHAPE = (*IMAGE_SHAPE, 1)
+
+
+def build_model(params: TrainParams):
+    keras = load_keras()
+    layers = keras.layers
+
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
+    x = layers.Rescaling(1 / 255, name="scale_to_unit")(inputs)
+    if params.augment_flip:
+        x = layers.RandomFlip("horizontal", name="augment_flip")(x)
+    if params.augment_max_shift:
+        shift = params.augment_max_shift
+        x = layers.RandomTranslation(shift, shift, fill_mode="constant", name="augment_shift")(x)
+    pooling = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D}[params.pooling]
+    for block, filters in enumerate(params.conv_filters, start=1):
+        for conv in range(1, params.convs_per_block + 1):
+            x = layers.Conv2D(
+                filters,
+                params.kernel_size,
+                padding="same",
+                activation=params.activation,
+                name=f"block{block}_conv{conv}",
+            )(x)
+        x = pooling(2, name=f"block{block}_pool")(x)
+        if params.batch_norm:
+            x = layers.BatchNormalization(name=f"block{block}_norm")(x)
+        if params.conv_dropout:
+            x = layers.SpatialDropout2D(params.conv_dropout, name=f"block{block}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(params.dense_units, activation=params.activation, name="dense")(x)
+    if params.dense_dropout:
+        x = layers.Dropout(params.dense_dropout, name="dense_dropout")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="class_probabilities")(x)
+    return keras.Model(inputs, outputs, name="fashion_cnn")
+
+
+def build_optimizer(params: TrainParams, steps_per_epoch: int):
+    keras = load_keras()
+
+    learning_rate = params.learning_rate
+    if params.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps_per_epoch * params.epochs
+        )
+    if params.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=params.weight_decay)
+    if params.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    if params.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def compile_model(params: TrainParams, steps_per_epoch: int):
+    model = build_model(params)
+    model.compile(
+        optimizer=build_optimizer(params, steps_per_epoch),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

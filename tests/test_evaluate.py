@@ -1,0 +1,143 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.datasets import dataset_spec
+from pipeline.errors import PipelineError
+from pipeline.evaluate import compute_metrics, confident_mistakes, load_model
+from tests.conftest import REPO_ROOT, TINY_TRAIN
+from tests.test_train import run_train
+
+CLASS_NAMES = dataset_spec("fashion_mnist").class_names
+
+
+def one_hot_probabilities(predictions, confidence):
+    probabilities = np.full((len(predictions), 10), (1 - confidence) / 9)
+    probabilities[np.arange(len(predictions)), predictions] = confidence
+    return probabilities
+
+
+def test_metrics_by_class_name():
+    labels = np.array([0, 0, 1, 1, 6, 6])
+    probabilities = one_hot_probabilities(np.array([0, 6, 1, 1, 6, 0]), 0.91)
+    metrics = compute_metrics(labels, probabilities, CLASS_NAMES)
+    assert metrics["accuracy"] == pytest.approx(4 / 6, abs=1e-6)
+    assert metrics["per_class"]["Trouser"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    assert metrics["per_class"]["T-shirt/top"]["recall"] == 0.5
+    assert metrics["per_class"]["Shirt"]["precision"] == 0.5
+    expected_loss = -(4 * np.log(0.91) + 2 * np.log(0.01)) / 6
+    assert metrics["loss"] == pytest.approx(expected_loss, abs=1e-6)
+
+
+def test_confident_mistakes_come_first():
+    labels = np.array([1, 2, 3, 4])
+    probabilities = np.vstack(
+        [
+            one_hot_probabilities(np.array([1]), 0.99),  # right
+            one_hot_probabilities(np.array([5]), 0.60),  # wrong, unsure
+            one_hot_probabilities(np.array([5]), 0.95),  # wrong, sure
+            one_hot_probabilities(np.array([5]), 0.80),
+        ]
+    )
+    assert confident_mistakes(labels, probabilities, 2).tolist() == [2, 3]
+
+
+def test_missing_or_corrupt_model_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match=r"model.keras: model file not found"):
+        load_model(tmp_path / "model.keras")
+    (tmp_path / "model.keras").write_bytes(b"not a zip archive")
+    with pytest.raises(PipelineError, match=r"model.keras: not a readable Keras model"):
+        load_model(tmp_path / "model.keras")
+
+
+def write_manifest(path):
+    files = {name: {"sha256": f"{index}" * 64, "bytes": 1} for index, name in enumerate("abcd")}
+    path.write_text(json.dumps({"dataset": "fashion_mnist", "files": files}))
+    return path
+
+
+def run_evaluate(tmp_path, params_path, model_path, test_path, curve):
+    out = tmp_path / "evaluate"
+    names = ["metrics.json", "predictions.csv", "confusion.png", "report.txt", "misclassified.png", "report.html"]
+    flags = ["--metrics", "--predictions", "--confusion", "--classification-report", "--misclassified", "--report"]
+    outputs = [item for flag, name in zip(flags, names, strict=True) for item in (flag, str(out / name))]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.evaluate",
+            "--params",
+            str(params_path),
+            "--model",
+            str(model_path),
+            "--test",
+            str(test_path),
+            "--manifest",
+            str(write_manifest(tmp_path / "manifest.json")),
+            "--curve",
+            str(curve),
+            "--dataset",
+            "fashion_mnist",
+            *outputs,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    return result, out
+
+
+def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_params, prepared_dir):
+    params = write_params(TINY_TRAIN)
+    trained, train_out = run_train(tmp_path, params, prepared_dir)
+    assert trained.returncode == 0, trained.stderr
+    result, out = run_evaluate(
+        tmp_path, params, train_out / "model.keras", prepared_dir / "test.npz", train_out / "curve.png"
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"accuracy", "macro_f1", "loss", "per_class"}
+    assert list(metrics["per_class"]) == list(CLASS_NAMES)
+    assert metrics["accuracy"] > 0.5
+    predictions = (out / "predictions.csv").read_text().splitlines()
+    assert predictions[0] == "actual,predicted" and len(predictions) == 51
+    assert "Ankle boot" in (out / "report.txt").read_text()
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3  # confusion matrix, learning curve, gallery
+    assert "http://" not in report and "https://" not in report
+    for text in (
+        "Classification report",
+        "Ankle boot",
+        "T-shirt/top",
+        "git revision",
+        "fashion_mnist sha256:",
+        "conv_filters",
+    ):
+        assert text in report
+
+
+def test_wrong_test_arrays_and_bad_model_keep_the_last_report(tmp_path, write_params, prepared_dir):
+    params = write_params(TINY_TRAIN)
+    _, train_out = run_train(tmp_path, params, prepared_dir)
+    good, out = run_evaluate(
+        tmp_path, params, train_out / "model.keras", prepared_dir / "test.npz", train_out / "curve.png"
+    )
+    assert good.returncode == 0, good.stderr
+    report = (out / "report.html").read_bytes()
+    (tmp_path / "broken.keras").write_bytes(b"garbage")
+    bad_model, _ = run_evaluate(
+        tmp_path, params, tmp_path / "broken.keras", prepared_dir / "test.npz", train_out / "curve.png"
+    )
+    assert bad_model.returncode == 1
+    assert bad_model.stderr.strip().startswith(f"evaluate: error: {tmp_path / 'broken.keras'}: not a readable")
+    np.savez(tmp_path / "wrong.npz", images=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3, np.uint8))
+    bad_data, _ = run_evaluate(
+        tmp_path, params, train_out / "model.keras", tmp_path / "wrong.npz", train_out / "curve.png"
+    )
+    assert bad_data.returncode == 1
+    assert len(bad_data.stderr.strip().splitlines()) == 1
+    assert "wrong.npz: images must be uint8 of shape (N, 28, 28, 1)" in bad_data.stderr
+    assert (out / "report.html").read_bytes() == report
