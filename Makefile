@@ -24,6 +24,7 @@ test: setup
 
 bench: setup
 	python bench/data_stages.py
+	python bench/train_speed.py
 
 setup: system-packages $(VENV)/.installed
 

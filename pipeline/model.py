@@ -48,6 +48,19 @@ def build_model(params: TrainParams):
     return keras.Model(inputs, outputs, name="fashion_cnn")
 
 
+def with_flip_averaging(model):
+    """The same model, predicting the mean of its outputs for an image and for its mirror image.
+
+    Test-time augmentation matching the training-time flips; it stays one self-contained model
+    (built from stock Keras ops, so loading it needs no custom code) at twice the prediction cost.
+    """
+    keras = load_keras()
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
+    mirrored = keras.ops.flip(inputs, axis=2)  # axis 2 is the width of an NHWC batch
+    outputs = keras.layers.Average(name="flip_averaged_probabilities")([model(inputs), model(mirrored)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
+
+
 def build_optimizer(params: TrainParams, steps_per_epoch: int):
     keras = load_keras()
 

@@ -17,6 +17,27 @@ def _pyplot():
     return plt
 
 
+def save_sample_pictures(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out_dir: Path) -> None:
+    """The tutorial's two pictures: one image with a colour bar, and a 5x5 grid labelled with class names."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4, 4))
+    shown = axis.imshow(images[0, :, :, 0], cmap="gray")
+    figure.colorbar(shown, ax=axis)
+    axis.set_title(class_names[labels[0]])
+    figure.savefig(out_dir / "sample_image.png", dpi=100)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(5, 5, figsize=(8, 8))
+    for index, axis in enumerate(axes.flat):
+        axis.imshow(images[index, :, :, 0], cmap="binary")
+        axis.set_xlabel(class_names[labels[index]])
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    figure.savefig(out_dir / "sample_grid.png", dpi=100)
+    plt.close(figure)
+
+
 def save_learning_curve(history: pd.DataFrame, path: Path) -> None:
     """The tutorial's learning curve (train vs validation loss), with accuracy beside it."""
     plt = _pyplot()

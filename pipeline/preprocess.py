@@ -16,6 +16,7 @@ from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES, dataset_spec, load_raw_s
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.params import PreprocessParams
+from pipeline.plots import save_sample_pictures
 
 ARRAY_FILES = ("train.npz", "val.npz", "test.npz")
 
@@ -61,31 +62,6 @@ def load_prepared(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise PipelineError(f"{path}: labels must be 0-9, got {labels.min()}..{labels.max()}")
     return images, labels
-
-
-def save_sample_pictures(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out_dir: Path) -> None:
-    """The tutorial's two pictures: one image with a colour bar, and a 5x5 grid labelled with class names."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(4, 4))
-    shown = axis.imshow(images[0, :, :, 0], cmap="gray")
-    figure.colorbar(shown, ax=axis)
-    axis.set_title(class_names[labels[0]])
-    figure.savefig(out_dir / "sample_image.png", dpi=100)
-    plt.close(figure)
-
-    figure, axes = plt.subplots(5, 5, figsize=(8, 8))
-    for index, axis in enumerate(axes.flat):
-        axis.imshow(images[index, :, :, 0], cmap="binary")
-        axis.set_xlabel(class_names[labels[index]])
-        axis.set_xticks([])
-        axis.set_yticks([])
-    figure.tight_layout()
-    figure.savefig(out_dir / "sample_grid.png", dpi=100)
-    plt.close(figure)
 
 
 def main(argv: list[str] | None = None) -> None:

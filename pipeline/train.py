@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline.cli import run_stage
 from pipeline.files import atomic_path
 from pipeline.keras_runtime import load_keras
+from pipeline.model import compile_model, with_flip_averaging
 from pipeline.params import TrainParams
 from pipeline.plots import save_learning_curve
 from pipeline.preprocess import load_prepared
@@ -70,8 +71,6 @@ def prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: str) -> bool:
 def fit(params: TrainParams, train_split, val_split, checkpoint_dir: Path):
     """Train the model; returns it with the full per-epoch history (resumed epochs included)."""
     keras = load_keras()
-
-    from pipeline.model import compile_model
 
     seed_everything(params.seed)
     steps_per_epoch = int(np.ceil(len(train_split[1]) / params.batch_size))
@@ -136,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
             "images_per_second": round(trained_images / seconds, 1),
             "resumed": resuming,
         }
+        if params.flip_averaging:
+            model = with_flip_averaging(model)
         with contextlib.ExitStack() as stack:
             model_file, history_file, curve_file, metrics_file, timing_file = (
                 stack.enter_context(atomic_path(path))

@@ -87,6 +87,20 @@ def test_model_takes_raw_uint8_images_and_scales_them_itself():
     assert float(np.max(scaled)) <= 1.0
 
 
+def test_flip_averaging_predicts_the_mean_of_image_and_mirror_image(tmp_path):
+    from pipeline.keras_runtime import load_keras
+    from pipeline.model import with_flip_averaging
+
+    model = build_model(replace(TUTORIAL, conv_filters=(4,), dense_units=8))
+    averaged = with_flip_averaging(model)
+    images = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+    expected = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    averaged.save(tmp_path / "model.keras")  # loads back with stock Keras, no custom objects
+    reloaded = load_keras().models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_optimizers_and_schedules():
     import keras
 
