@@ -1,7 +1,8 @@
 """The reference: the default model trained the way the tutorial writes it by hand, in plain Keras.
 
 Same data (the prepared train/val split), same layers, same optimiser and schedule, same batch
-size and epochs as params.yaml's train section; data scaled by hand as float32 arrays and passed
+size as params.yaml's train section (written for its default shape: one conv, pooling, batch
+normalisation and spatial dropout per block); data scaled by hand into float arrays and passed
 straight to fit(). Prints the images per second of fit() as json.
 
     python bench/bare_keras.py EPOCHS
@@ -25,26 +26,24 @@ with np.load("data/prepared/val.npz") as data:
     x_val, y_val = data["images"].reshape(-1, 28, 28, 1) / 255.0, data["labels"]
 
 keras.utils.set_random_seed(PARAMS["seed"])
-shift = PARAMS["augment_max_shift"]
-model = keras.Sequential(
-    [
-        keras.Input(shape=(28, 28, 1)),
-        keras.layers.RandomFlip("horizontal"),
-        keras.layers.RandomTranslation(shift, shift, fill_mode="constant"),
-        keras.layers.Conv2D(PARAMS["conv_filters"][0], PARAMS["kernel_size"], padding="same", activation="relu"),
+layers = [keras.Input(shape=(28, 28, 1)), keras.layers.RandomFlip("horizontal")]
+if PARAMS["augment_max_shift"]:
+    shift = PARAMS["augment_max_shift"]
+    layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="constant"))
+for filters in PARAMS["conv_filters"]:
+    layers += [
+        keras.layers.Conv2D(filters, PARAMS["kernel_size"], padding="same", activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.BatchNormalization(),
         keras.layers.SpatialDropout2D(PARAMS["conv_dropout"]),
-        keras.layers.Conv2D(PARAMS["conv_filters"][1], PARAMS["kernel_size"], padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.BatchNormalization(),
-        keras.layers.SpatialDropout2D(PARAMS["conv_dropout"]),
-        keras.layers.Flatten(),
-        keras.layers.Dense(PARAMS["dense_units"], activation="relu"),
-        keras.layers.Dropout(PARAMS["dense_dropout"]),
-        keras.layers.Dense(10, activation="softmax"),
     ]
-)
+layers += [
+    keras.layers.Flatten(),
+    keras.layers.Dense(PARAMS["dense_units"], activation="relu"),
+    keras.layers.Dropout(PARAMS["dense_dropout"]),
+    keras.layers.Dense(10, activation="softmax"),
+]
+model = keras.Sequential(layers)
 steps = int(np.ceil(len(y_train) / PARAMS["batch_size"])) * EPOCHS
 schedule = keras.optimizers.schedules.CosineDecay(PARAMS["learning_rate"], decay_steps=steps)
 model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -118,7 +118,7 @@ def evaluate(
     outputs["classification_report"].write_text(class_report)
     mistakes = confident_mistakes(labels, probabilities, params.gallery_size)
     captions = [
-        f"true: {names[labels[i]]}\npredicted: {names[predictions[i]]} ({probabilities[i].max():.0%})" for i in mistakes
+        f"true: {names[labels[i]]}\npredicted: {names[predictions[i]]} ({probabilities[i].max():.1%})" for i in mistakes
     ]
     save_gallery(images[mistakes], captions, outputs["misclassified"])
     report = render_report(

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.model import build_model, build_optimizer, compile_model
 from pipeline.params import ParamsError, TrainParams
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, square_images
 
 DEFAULTS = TrainParams.load(REPO_ROOT / "params.yaml")
 # The tutorial's model: two plain conv blocks, Dense(128), Adam(1e-4), batch 32, 10 epochs.
@@ -116,15 +116,9 @@ def test_optimizers_and_schedules():
 
 
 def test_a_tiny_training_run_lowers_the_loss():
-    """Ten classes told apart by where a bright square sits: learnable in a few epochs."""
     import keras
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 400).astype(np.uint8)
-    images = rng.integers(0, 40, (400, 28, 28, 1)).astype(np.uint8)
-    for index, label in enumerate(labels):
-        row, column = divmod(int(label), 5)
-        images[index, 2 + row * 12 : 10 + row * 12, 1 + column * 5 : 5 + column * 5] = 255
+    images, labels = square_images(400, seed=0)
     keras.utils.set_random_seed(0)
     params = replace(TUTORIAL, conv_filters=(8, 16), dense_units=32, learning_rate=3e-3, epochs=4)
     model = compile_model(params, steps_per_epoch=13)

@@ -67,7 +67,8 @@ def test_first_run_runs_every_stage_on_the_real_data(workspace):
 def test_default_model_reaches_its_accuracy_target(workspace):
     root, _ = workspace
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], root).stdout)
-    metrics = shown["workspace"]["data"]["reports/evaluate/metrics.json"]["data"]
+    [workspace_metrics] = shown.values()  # one revision: the workspace
+    metrics = workspace_metrics["data"]["reports/evaluate/metrics.json"]["data"]
     assert metrics["accuracy"] >= 0.935
     # Shirt is the hardest class (it looks like T-shirts, pullovers and coats); none may collapse.
     recalls = {name: values["recall"] for name, values in metrics["per_class"].items()}
