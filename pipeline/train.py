@@ -68,6 +68,12 @@ def prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: str) -> bool:
     return resuming
 
 
+def completed_epochs(checkpoint_dir: Path) -> int:
+    """Epochs an interrupted run already finished (0 for a fresh start)."""
+    history_file = checkpoint_dir / "history.csv"
+    return pd.read_csv(history_file)["epoch"].nunique() if history_file.is_file() else 0
+
+
 def fit(params: TrainParams, train_split, val_split, checkpoint_dir: Path):
     """Train the model; returns it with the full per-epoch history (resumed epochs included)."""
     keras = load_keras()
@@ -120,16 +126,19 @@ def main(argv: list[str] | None = None) -> None:
         )
         if resuming:
             print(f"train: resuming the interrupted run from {arguments.checkpoint_dir}")
+        epochs_done_before = completed_epochs(arguments.checkpoint_dir)
         started = time.perf_counter()
         model, history = fit(params, train_split, val_split, arguments.checkpoint_dir)
         seconds = time.perf_counter() - started
+        # Early stopping restores the weights of the epoch with the best val_loss: report that one.
+        kept = history.loc[history["val_loss"].idxmin()] if params.early_stopping_patience else history.iloc[-1]
         # Metrics are what DVC compares between runs, so they hold results only; time goes apart.
         metrics = {
             "epochs": len(history),
-            "val_accuracy": round(float(history["val_accuracy"].iloc[-1]), 6),
-            "val_loss": round(float(history["val_loss"].iloc[-1]), 6),
+            "val_accuracy": round(float(kept["val_accuracy"]), 6),
+            "val_loss": round(float(kept["val_loss"]), 6),
         }
-        trained_images = len(train_split[1]) * len(history)
+        trained_images = len(train_split[1]) * (len(history) - epochs_done_before)
         timing = {
             "train_seconds": round(seconds, 1),
             "images_per_second": round(trained_images / seconds, 1),
