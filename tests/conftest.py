@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +19,11 @@ from pipeline.datasets import FILE_NAMES
 from pipeline.idx import write_idx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Prefect's home (database, logs) for the tests is their own, not the project's .prefect/; set before
+# anything imports prefect, which reads its settings once.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
 
 
 @dataclass
@@ -35,6 +45,16 @@ def write_dataset(directory: Path, arrays: dict[str, np.ndarray], compress: bool
     for role, name in FILE_NAMES.items():
         write_idx(directory / (f"{name}.gz" if compress else name), arrays[role], compress=compress)
     return directory
+
+
+def set_keys(params: dict, values: dict) -> None:
+    """Set `section.key` entries of a loaded params document."""
+    for dotted, value in values.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
 
 
 @pytest.fixture
@@ -65,12 +85,7 @@ def write_params(tmp_path, repo_params):
 
     def write(overrides: dict | None = None, name: str = "params.yaml") -> Path:
         params = copy.deepcopy(repo_params)
-        for dotted, value in (overrides or {}).items():
-            *parents, key = dotted.split(".")
-            node = params
-            for parent in parents:
-                node = node[parent]
-            node[key] = value
+        set_keys(params, overrides or {})
         path = tmp_path / name
         path.write_text(yaml.safe_dump(params))
         return path
@@ -105,6 +120,19 @@ def square_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+# A model that trains on the real data in seconds, for runs that test orchestration rather than accuracy.
+FAST_REAL_TRAIN = {
+    "train.conv_filters": [8, 16],
+    "train.dense_units": 32,
+    "train.batch_norm": False,
+    "train.conv_dropout": 0.0,
+    "train.dense_dropout": 0.0,
+    "train.augment_flip": False,
+    "train.flip_averaging": False,
+    "train.batch_size": 256,
+    "train.epochs": 1,
+}
+
 TINY_TRAIN = {
     "train.conv_filters": [8, 16],
     "train.dense_units": 32,
@@ -129,3 +157,35 @@ def prepared_dir(tmp_path) -> Path:
     for name, count, seed in (("train", 200, 1), ("val", 50, 2), ("test", 50, 3)):
         save_arrays(directory / f"{name}.npz", *square_images(count, seed))
     return directory
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command as a user would, with the `python` and `dvc` of the environment running the tests."""
+    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
+    environment = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false"}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=environment)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def scratch_workspace(root: Path, params: dict | None = None) -> Path:
+    """A git clone-alike of the working tree (tracked and new files) in `root`, with no outputs and no dvc.lock.
+
+    `params` (`section.key` -> value) are written into its params.yaml before the one commit.
+    """
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO_ROOT).stdout.split()
+    for name in files:
+        if (REPO_ROOT / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, root / name)
+    (root / "dvc.lock").unlink(missing_ok=True)
+    if params:
+        document = yaml.safe_load((root / "params.yaml").read_text())
+        set_keys(document, params)
+        (root / "params.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    identity = ["-c", "user.name=test", "-c", "user.email=test@localhost"]
+    run(["git", "init", "-q"], root)
+    run(["git", *identity, "add", "-A"], root)
+    run(["git", *identity, "commit", "-qm", "snapshot"], root)
+    return root

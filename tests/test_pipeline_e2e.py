@@ -4,10 +4,6 @@ The first run trains the default model (several minutes); the checks after it sh
 """
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,36 +11,16 @@ import yaml
 
 from pipeline.datasets import dataset_spec
 from pipeline.preprocess import load_arrays
-from tests.conftest import REPO_ROOT
+from tests.conftest import run, scratch_workspace
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
 
 pytestmark = pytest.mark.slow
 
 
-def run(command, cwd, check=True):
-    # The stages' `python` and `dvc` itself must be those of the environment running the tests.
-    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
-    environment = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false"}
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=environment)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """A git clone-alike of the working tree (tracked and new files), with no generated outputs."""
-    root = tmp_path_factory.mktemp("workspace")
-    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO_ROOT).stdout.split()
-    for name in files:
-        if (REPO_ROOT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, root / name)
-    (root / "dvc.lock").unlink(missing_ok=True)
-    run(["git", "init", "-q"], root)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "add", "-A"], root)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "snapshot"], root)
+    root = scratch_workspace(tmp_path_factory.mktemp("workspace"))
     first = run(["dvc", "repro"], root)
     return root, first
 

@@ -1,0 +1,86 @@
+"""What a training run publishes: its evaluation metrics beside the previous ones, and where its reports are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flows.dvc_stages import StageRun
+
+EVALUATION_METRICS = Path("reports/evaluate/metrics.json")
+# The reports a person opens after a run, by title; only those that exist are linked.
+REPORTS = {
+    "Evaluation report": Path("reports/evaluate/report.html"),
+    "Data validation (Great Expectations Data Docs)": Path("reports/validate/data_docs/index.html"),
+    "Learning curve": Path("reports/train/learning_curve.png"),
+    "Sample training images": Path("reports/preprocess/sample_grid.png"),
+}
+OVERALL = ("accuracy", "macro_f1", "loss")
+PER_CLASS = ("precision", "recall", "f1")
+
+
+def read_metrics(workspace: Path) -> dict | None:
+    path = workspace / EVALUATION_METRICS
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def flatten(metrics: dict) -> dict[tuple[str, str], float]:
+    """(scope, metric) -> value, where scope is "overall" or a class name."""
+    values = {("overall", name): metrics[name] for name in OVERALL}
+    for class_name, scores in metrics["per_class"].items():
+        values.update({(class_name, name): scores[name] for name in PER_CLASS})
+    return values
+
+
+def metrics_table(current: dict, previous: dict | None) -> list[dict]:
+    """One row per metric: this run's value, the value before the run, and the change."""
+    before = flatten(previous) if previous else {}
+    rows = []
+    for (scope, name), value in flatten(current).items():
+        earlier = before.get((scope, name))
+        rows.append(
+            {
+                "scope": scope,
+                "metric": name,
+                "value": round(value, 4),
+                "before this run": "-" if earlier is None else round(earlier, 4),
+                "change": "-" if earlier is None else f"{value - earlier:+.4f}",
+            }
+        )
+    return rows
+
+
+def changes(current: dict, previous: dict | None) -> list[str]:
+    """The metrics that moved, in words; the overall ones first."""
+    if previous is None:
+        return ["No earlier metrics in the workspace: this is the first evaluation."]
+    before = flatten(previous)
+    moved = [
+        f"{scope} {name}: {before[(scope, name)]:.4f} -> {value:.4f} ({value - before[(scope, name)]:+.4f})"
+        for (scope, name), value in flatten(current).items()
+        if (scope, name) in before and round(value - before[(scope, name)], 6) != 0
+    ]
+    return moved or ["No metric changed against the run before."]
+
+
+def summary_markdown(
+    workspace: Path, stage_runs: list[StageRun], current: dict, previous: dict | None, experiment: str | None
+) -> str:
+    lines = ["## Stages", "", "| stage | result | seconds |", "|---|---|---|"]
+    lines += [f"| {run.stage} | {'ran' if run.ran else 'up to date'} | {run.seconds} |" for run in stage_runs]
+    lines += ["", "## Reports", ""]
+    for title, relative in REPORTS.items():
+        path = (workspace / relative).resolve()
+        if path.exists():
+            lines.append(f"- [{title}]({path.as_uri()}) `{path}`")
+    lines += ["", "## Changes against the metrics before this run", ""]
+    lines += [f"- {change}" for change in changes(current, previous)]
+    if experiment:
+        lines += [
+            "",
+            "## Overrides",
+            "",
+            f"This run overrode params.yaml and is recorded as DVC experiment `{experiment}` "
+            f"(`dvc exp show`, `dvc exp apply {experiment}`). params.yaml is as it was before the run.",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""The flows' own logic, without Prefect: overrides of params.yaml, stage failure messages, metrics summaries."""
+
+import copy
+
+import pytest
+import yaml
+
+from flows.dvc_stages import StageRun, failure_message
+from flows.overrides import overridden_params, parse_assignment
+from flows.summary import changes, metrics_table, summary_markdown
+from pipeline.errors import PipelineError
+from tests.conftest import REPO_ROOT
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("train.epochs=20", ("train.epochs", 20)),
+        ("train.conv_filters=[8, 16]", ("train.conv_filters", [8, 16])),
+        ("train.batch_norm=false", ("train.batch_norm", False)),
+        ("ingest.source_dir=/data/fashion", ("ingest.source_dir", "/data/fashion")),
+    ],
+)
+def test_assignments_read_their_values_as_yaml(text, expected):
+    assert parse_assignment(text) == expected
+
+
+def test_an_assignment_without_a_value_is_an_error():
+    with pytest.raises(PipelineError, match="must look like section.key=value"):
+        parse_assignment("train.epochs")
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO_ROOT / "params.yaml").read_text())
+    return path
+
+
+def test_overrides_hold_during_the_run_and_the_exact_text_comes_back(params_file):
+    original = params_file.read_text()
+    with overridden_params(params_file, {"train.epochs": 2, "validate.expected_rows.test": 50}):
+        during = yaml.safe_load(params_file.read_text())
+        assert during["train"]["epochs"] == 2
+        assert during["validate"]["expected_rows"] == {"train": 60000, "test": 50}
+        assert "# share of the training images held out" in params_file.read_text()  # comments kept
+    assert params_file.read_text() == original
+
+
+def test_params_come_back_when_the_run_fails(params_file):
+    original = params_file.read_text()
+    with pytest.raises(RuntimeError), overridden_params(params_file, {"train.epochs": 2}):
+        raise RuntimeError("stage failed")
+    assert params_file.read_text() == original
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [("train.epoch", "cannot override train.epoch: no such key"), ("trian.epochs", "no section trian")],
+)
+def test_an_unknown_key_is_an_error_naming_it_and_the_file_is_untouched(params_file, key, message):
+    original = params_file.read_text()
+    with pytest.raises(PipelineError, match=message) as raised, overridden_params(params_file, {key: 1}):
+        pass
+    assert str(params_file) in str(raised.value)
+    assert params_file.read_text() == original
+
+
+def test_a_failed_stage_is_reported_by_its_own_error_line():
+    lines = [
+        "Running stage 'validate':",
+        "> python -m pipeline.validate ...",
+        "validate: error: train: expect_table_row_count_to_equal failed",
+        "ERROR: failed to reproduce 'validate': failed to run: python -m pipeline.validate, exited with 1",
+    ]
+    assert failure_message("validate", lines, 1) == "validate: error: train: expect_table_row_count_to_equal failed"
+    assert failure_message("train", lines, 1).startswith("ERROR: failed to reproduce 'validate'")
+    assert failure_message("train", [], 255) == "dvc repro --single-item train exited with code 255"
+
+
+@pytest.fixture
+def metrics():
+    names = ["T-shirt/top", "Trouser"]
+    per_class = {name: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 100} for name in names}
+    return {"accuracy": 0.9, "macro_f1": 0.85, "loss": 0.3, "per_class": per_class}
+
+
+def test_metrics_table_has_every_metric_beside_the_one_before(metrics):
+    previous = copy.deepcopy(metrics)
+    previous["accuracy"] = 0.85
+    rows = {(row["scope"], row["metric"]): row for row in metrics_table(metrics, previous)}
+    assert len(rows) == 3 + 2 * 3
+    assert rows[("overall", "accuracy")]["change"] == "+0.0500"
+    assert rows[("Trouser", "recall")] == {
+        "scope": "Trouser", "metric": "recall", "value": 0.8, "before this run": 0.8, "change": "+0.0000",
+    }  # fmt: skip
+    first = metrics_table(metrics, None)
+    assert all(row["before this run"] == "-" for row in first)
+
+
+def test_changes_name_what_moved_only(metrics):
+    previous = copy.deepcopy(metrics)
+    previous["per_class"]["Trouser"]["f1"] = 0.95
+    assert changes(metrics, previous) == ["Trouser f1: 0.9500 -> 0.8500 (-0.1000)"]
+    assert changes(metrics, metrics) == ["No metric changed against the run before."]
+    assert "first evaluation" in changes(metrics, None)[0]
+
+
+def test_summary_links_the_reports_that_exist(tmp_path, metrics):
+    report = tmp_path / "reports" / "evaluate" / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html></html>")
+    runs = [StageRun("train", ran=True, seconds=3.0), StageRun("evaluate", ran=False, seconds=0.5)]
+    text = summary_markdown(tmp_path, runs, metrics, None, experiment="brave-owl")
+    assert f"[Evaluation report]({report.resolve().as_uri()})" in text
+    assert "Data Docs" not in text  # not produced here, so not linked
+    assert "| train | ran | 3.0 |" in text and "| evaluate | up to date | 0.5 |" in text
+    assert "`dvc exp apply brave-owl`" in text

@@ -1,0 +1,116 @@
+"""The training flow for real: Prefect's test server, DVC, the real data, a model that trains in seconds."""
+
+import json
+import subprocess
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.dvc_stages import StageFailed, pipeline_stages
+from flows.training import training_pipeline
+from tests.conftest import FAST_REAL_TRAIN, scratch_workspace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def prefect_backend():
+    """One temporary Prefect server (SQLite) for every flow run of the session."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return scratch_workspace(tmp_path_factory.mktemp("flow"))
+
+
+def run_flow(workspace, overrides):
+    """The flow's final state and the flow run it belongs to, as the Prefect API has them."""
+    state = training_pipeline(overrides=overrides, workspace=str(workspace), return_state=True)
+    with get_client(sync_client=True) as client:
+        return state, client.read_flow_run(state.state_details.flow_run_id)
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_backend, workspace):
+    params_before = (workspace / "params.yaml").read_text()
+    state, flow_run = run_flow(workspace, FAST_REAL_TRAIN)
+    return state, flow_run, params_before
+
+
+def test_first_run_runs_every_stage_in_dvc_order(first_run, workspace):
+    state, _, _ = first_run
+    assert state.is_completed(), state.message
+    stage_runs = state.result()
+    assert [run.stage for run in stage_runs] == pipeline_stages(workspace)
+    assert all(run.ran for run in stage_runs)
+    assert (workspace / "models" / "model.keras").is_file()
+
+
+def test_overrides_leave_params_yaml_as_it_was_and_are_recorded(first_run, workspace):
+    _, flow_run, params_before = first_run
+    assert (workspace / "params.yaml").read_text() == params_before
+    locked = yaml.safe_load((workspace / "dvc.lock").read_text())
+    assert locked["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 1
+    # The run is a DVC experiment named after the flow run, holding the params it ran with.
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=workspace, capture_output=True, text=True
+    ).stdout.split()
+    [experiment_ref] = [ref for ref in refs if ref.endswith(f"/{flow_run.name}")]
+    recorded = subprocess.run(
+        ["git", "show", f"{experiment_ref}:params.yaml"], cwd=workspace, capture_output=True, text=True
+    ).stdout
+    assert yaml.safe_load(recorded)["train"]["conv_filters"] == [8, 16]
+
+
+def test_reports_carry_the_flow_run_id(first_run, workspace):
+    _, flow_run, _ = first_run
+    assert str(flow_run.id) in (workspace / "reports" / "evaluate" / "report.html").read_text()
+
+
+def read_artifacts(flow_run) -> dict:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+    return {artifact.key: artifact for artifact in artifacts}
+
+
+def test_run_publishes_metrics_table_and_report_links(first_run, workspace):
+    _, flow_run, _ = first_run
+    artifacts = read_artifacts(flow_run)
+    rows = artifacts["evaluation-metrics"].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    metrics = json.loads((workspace / "reports" / "evaluate" / "metrics.json").read_text())
+    accuracy = next(row for row in rows if row["scope"] == "overall" and row["metric"] == "accuracy")
+    assert accuracy["value"] == round(metrics["accuracy"], 4)
+    assert {row["scope"] for row in rows} == {"overall", *metrics["per_class"]}
+    summary = artifacts["training-run-summary"].data
+    assert (workspace / "reports" / "evaluate" / "report.html").resolve().as_uri() in summary
+    assert "first evaluation" in summary
+    assert f"dvc exp apply {flow_run.name}" in summary
+
+
+def test_second_run_finds_every_stage_up_to_date(first_run, workspace):
+    state, flow_run = run_flow(workspace, FAST_REAL_TRAIN)
+    assert state.is_completed(), state.message
+    assert [run.ran for run in state.result()] == [False] * len(pipeline_stages(workspace))
+    assert "No metric changed" in read_artifacts(flow_run)["training-run-summary"].data
+
+
+def test_failing_stage_fails_the_flow_with_its_message(first_run, workspace):
+    params_before = (workspace / "params.yaml").read_text()
+    model_before = (workspace / "models" / "model.keras").read_bytes()
+    with pytest.raises(StageFailed, match=r"^validate: error: .*expect_table_row_count_to_equal"):
+        training_pipeline(overrides={**FAST_REAL_TRAIN, "validate.expected_rows.test": 5000}, workspace=str(workspace))
+    assert (workspace / "params.yaml").read_text() == params_before
+    assert (workspace / "models" / "model.keras").read_bytes() == model_before
+
+
+def test_unknown_override_fails_before_any_stage_runs(prefect_backend, workspace):
+    lock_before = (workspace / "dvc.lock").read_text()
+    with pytest.raises(Exception, match="cannot override train.epoch: no such key"):
+        training_pipeline(overrides={"train.epoch": 3}, workspace=str(workspace))
+    assert (workspace / "dvc.lock").read_text() == lock_before
