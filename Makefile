@@ -10,6 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -25,6 +26,7 @@ test: setup
 bench: setup
 	python bench/data_stages.py
 	python bench/train_speed.py
+	python bench/flow_overhead.py
 
 setup: system-packages $(VENV)/.installed
 
