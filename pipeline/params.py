@@ -252,3 +252,43 @@ class EvaluateParams:
         )
         reader.finish()
         return params
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    current_batch: str
+    reference: str
+    invert: str
+    scenario: str
+    strength: float | None
+    seed: int
+    feature_threshold: float
+    drift_share: float
+    embedding_components: int
+    batch_size: int
+    retrain_on_drift: bool
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_FILE) -> DriftParams:
+        from pipeline.images import INVERT_CHOICES
+        from pipeline.shifts import SCENARIOS
+
+        reader = SectionReader("drift", read_section("drift", path), path)
+        strength = reader.value("strength", (int, float), "a number >= 0 or null", optional=True)
+        if strength is not None and strength < 0:
+            raise reader.fail("strength", "must be >= 0", strength)
+        params = cls(
+            current_batch=reader.value("current_batch", str, "a path"),
+            reference=reader.choice("reference", ("val", "train")),
+            invert=reader.choice("invert", INVERT_CHOICES),
+            scenario=reader.choice("scenario", ("none", *SCENARIOS)),
+            strength=strength,
+            seed=reader.number("seed", integer=True, minimum=0),
+            feature_threshold=reader.number("feature_threshold", above=0, below=1),
+            drift_share=reader.number("drift_share", above=0, below=1.0000001),
+            embedding_components=reader.number("embedding_components", integer=True, minimum=1),
+            batch_size=reader.number("batch_size", integer=True, minimum=1),
+            retrain_on_drift=reader.flag("retrain_on_drift"),
+        )
+        reader.finish()
+        return params

@@ -21,6 +21,7 @@ from tests.conftest import FAST_REAL_TRAIN, scratch_workspace
 pytestmark = pytest.mark.slow
 
 TRAINING = "training-pipeline/training-pipeline"
+DRIFT_MONITOR = "drift-monitor/drift-monitor"
 
 
 def free_port() -> int:
@@ -121,6 +122,13 @@ def test_training_deployment_has_its_weekly_cron_schedule(served):
     assert schedule.active
     assert schedule.schedule.cron == "0 3 * * 1"  # Mondays 03:00 UTC, as the README says
     assert deployment.global_concurrency_limit.limit == 1  # runs share one workspace
+
+
+def test_drift_monitor_deployment_runs_daily(served):
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(DRIFT_MONITOR)
+    [schedule] = deployment.schedules
+    assert schedule.active and schedule.schedule.cron == "0 6 * * *"  # daily 06:00 UTC, as the README says
 
 
 def test_server_creates_the_scheduled_runs(served):

@@ -3,6 +3,7 @@
 The first run trains the default model (several minutes); the checks after it share that run.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,12 @@ import pytest
 import yaml
 
 from pipeline.datasets import dataset_spec
+from pipeline.drift import check_drift
+from pipeline.drift_features import load_features
+from pipeline.images import Batch, load_batch
+from pipeline.params import DriftParams
 from pipeline.preprocess import load_arrays
+from pipeline.shifts import SCENARIOS
 from tests.conftest import run, scratch_workspace
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
@@ -31,7 +37,15 @@ def ran_stages(output: str) -> list[str]:
 
 def test_first_run_runs_every_stage_on_the_real_data(workspace):
     root, first = workspace
-    assert ran_stages(first.stdout) == ["ingest", "validate", "preprocess", "train", "evaluate"]
+    assert ran_stages(first.stdout) == [
+        "ingest",
+        "validate",
+        "preprocess",
+        "train",
+        "evaluate",
+        "drift_reference",
+        "drift",
+    ]
     counts = {
         name: len(load_arrays(root / "data" / "prepared" / f"{name}.npz")[1]) for name in ("train", "val", "test")
     }
@@ -85,6 +99,40 @@ def test_evaluation_report_names_classes(workspace):
     report = (root / "reports" / "evaluate" / "report.html").read_text()
     assert all(name in report for name in CLASS_NAMES)
     assert "Confusion matrix" in report and "Classification report" in report
+
+
+def test_clean_test_set_shows_no_drift(workspace):
+    root, _ = workspace
+    summary = json.loads((root / "reports" / "drift" / "summary.json").read_text())
+    assert not summary["dataset_drift"], summary["drifted_features"]
+    assert summary["drifted_share"] <= 0.1
+    assert summary["batch"]["images"] == 10000 and summary["reference"]["images"] == 12000
+    assert not summary["prediction_drift"]["drifted"]
+
+
+@pytest.fixture(scope="module")
+def drift_inputs(workspace, real_model):
+    root, _ = workspace
+    params = DriftParams.load(root / "params.yaml")
+    reference = load_features(root / "data" / "drift" / "reference.npz")
+    return real_model, reference, load_batch(root / "data" / "prepared" / "test.npz"), params
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_each_simulated_shift_at_its_default_strength_is_drift(drift_inputs, scenario):
+    model, reference, batch, params = drift_inputs
+    _, summary = check_drift(model, reference, batch, dataclasses.replace(params, scenario=scenario), CLASS_NAMES)
+    assert summary["dataset_drift"], summary["feature_scores"]
+
+
+def test_random_clean_halves_of_the_test_set_raise_no_alarm(drift_inputs):
+    model, reference, batch, params = drift_inputs
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        half = rng.permutation(len(batch.images))[: len(batch.images) // 2]
+        sample = Batch(batch.images[half], batch.labels[half], [batch.names[i] for i in half])
+        _, summary = check_drift(model, reference, sample, params, CLASS_NAMES)
+        assert not summary["dataset_drift"] and summary["drifted_count"] <= 1, summary["drifted_features"]
 
 
 def test_second_run_does_nothing(workspace):

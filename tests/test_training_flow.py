@@ -10,6 +10,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.dvc_stages import StageFailed, pipeline_stages
+from flows.monitoring import drift_monitor
 from flows.training import training_pipeline
 from tests.conftest import FAST_REAL_TRAIN, scratch_workspace
 
@@ -23,9 +24,13 @@ def prefect_backend():
         yield
 
 
+# The workspace's own params train a fast model (a retraining run uses them); runs override the epochs.
+OVERRIDES = {"train.epochs": 2}
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    return scratch_workspace(tmp_path_factory.mktemp("flow"))
+    return scratch_workspace(tmp_path_factory.mktemp("flow"), params=FAST_REAL_TRAIN)
 
 
 def run_flow(workspace, overrides):
@@ -38,7 +43,7 @@ def run_flow(workspace, overrides):
 @pytest.fixture(scope="module")
 def first_run(prefect_backend, workspace):
     params_before = (workspace / "params.yaml").read_text()
-    state, flow_run = run_flow(workspace, FAST_REAL_TRAIN)
+    state, flow_run = run_flow(workspace, OVERRIDES)
     return state, flow_run, params_before
 
 
@@ -55,7 +60,7 @@ def test_overrides_leave_params_yaml_as_it_was_and_are_recorded(first_run, works
     _, flow_run, params_before = first_run
     assert (workspace / "params.yaml").read_text() == params_before
     locked = yaml.safe_load((workspace / "dvc.lock").read_text())
-    assert locked["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 1
+    assert locked["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 2
     # The run is a DVC experiment named after the flow run, holding the params it ran with.
     refs = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=workspace, capture_output=True, text=True
@@ -64,7 +69,8 @@ def test_overrides_leave_params_yaml_as_it_was_and_are_recorded(first_run, works
     recorded = subprocess.run(
         ["git", "show", f"{experiment_ref}:params.yaml"], cwd=workspace, capture_output=True, text=True
     ).stdout
-    assert yaml.safe_load(recorded)["train"]["conv_filters"] == [8, 16]
+    assert yaml.safe_load(recorded)["train"]["epochs"] == 2
+    assert yaml.safe_load(params_before)["train"]["epochs"] == 1
 
 
 def test_reports_carry_the_flow_run_id(first_run, workspace):
@@ -72,15 +78,15 @@ def test_reports_carry_the_flow_run_id(first_run, workspace):
     assert str(flow_run.id) in (workspace / "reports" / "evaluate" / "report.html").read_text()
 
 
-def read_artifacts(flow_run) -> dict:
+def read_artifacts(flow_run_id) -> dict:
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     return {artifact.key: artifact for artifact in artifacts}
 
 
 def test_run_publishes_metrics_table_and_report_links(first_run, workspace):
     _, flow_run, _ = first_run
-    artifacts = read_artifacts(flow_run)
+    artifacts = read_artifacts(flow_run.id)
     rows = artifacts["evaluation-metrics"].data
     rows = json.loads(rows) if isinstance(rows, str) else rows
     metrics = json.loads((workspace / "reports" / "evaluate" / "metrics.json").read_text())
@@ -94,17 +100,17 @@ def test_run_publishes_metrics_table_and_report_links(first_run, workspace):
 
 
 def test_second_run_finds_every_stage_up_to_date(first_run, workspace):
-    state, flow_run = run_flow(workspace, FAST_REAL_TRAIN)
+    state, flow_run = run_flow(workspace, OVERRIDES)
     assert state.is_completed(), state.message
     assert [run.ran for run in state.result()] == [False] * len(pipeline_stages(workspace))
-    assert "No metric changed" in read_artifacts(flow_run)["training-run-summary"].data
+    assert "No metric changed" in read_artifacts(flow_run.id)["training-run-summary"].data
 
 
 def test_failing_stage_fails_the_flow_with_its_message(first_run, workspace):
     params_before = (workspace / "params.yaml").read_text()
     model_before = (workspace / "models" / "model.keras").read_bytes()
     with pytest.raises(StageFailed, match=r"^validate: error: .*expect_table_row_count_to_equal"):
-        training_pipeline(overrides={**FAST_REAL_TRAIN, "validate.expected_rows.test": 5000}, workspace=str(workspace))
+        training_pipeline(overrides={**OVERRIDES, "validate.expected_rows.test": 5000}, workspace=str(workspace))
     assert (workspace / "params.yaml").read_text() == params_before
     assert (workspace / "models" / "model.keras").read_bytes() == model_before
 
@@ -114,3 +120,31 @@ def test_unknown_override_fails_before_any_stage_runs(prefect_backend, workspace
     with pytest.raises(Exception, match="cannot override train.epoch: no such key"):
         training_pipeline(overrides={"train.epoch": 3}, workspace=str(workspace))
     assert (workspace / "dvc.lock").read_text() == lock_before
+
+
+def test_monitor_retrains_on_a_drifted_batch_and_not_on_a_clean_one(first_run, workspace):
+    params_before = (workspace / "params.yaml").read_text()
+    clean = drift_monitor(workspace=str(workspace))
+    assert not clean["dataset_drift"] and clean["retraining_flow_run_id"] is None
+    drifted = drift_monitor(scenario="inversion", workspace=str(workspace))
+    assert drifted["dataset_drift"] and drifted["batch"]["scenario"] == "inversion"
+    with get_client(sync_client=True) as client:
+        retraining = client.read_flow_run(drifted["retraining_flow_run_id"])
+        assert client.read_flow(retraining.flow_id).name == "training-pipeline"
+    assert retraining.state.is_completed()
+    summary = read_artifacts(drifted["flow_run_id"])["drift-summary"].data
+    assert "**Dataset drift**" in summary and "reports/drift/report.html" in summary
+    assert (workspace / "params.yaml").read_text() == params_before
+
+
+def test_monitor_checks_a_folder_of_pictures(first_run, workspace, tmp_path):
+    from PIL import Image
+
+    from pipeline.preprocess import load_arrays
+
+    images, _ = load_arrays(workspace / "data" / "prepared" / "test.npz")
+    for index, image in enumerate(images[:300]):
+        Image.fromarray(image[..., 0]).save(tmp_path / f"{index:03d}.png")
+    summary = drift_monitor(batch=str(tmp_path), retrain_on_drift=False, workspace=str(workspace))
+    assert summary["batch"]["images"] == 300 and summary["batch"]["source"] == str(tmp_path)
+    assert summary["retraining_flow_run_id"] is None

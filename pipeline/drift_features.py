@@ -1,0 +1,112 @@
+"""What the drift report compares: a row per image of features that move when the images move.
+
+- pixel statistics: brightness, contrast, how much of the frame the garment fills, where it sits, how sharp it is;
+- the model's outputs: predicted class name, confidence, entropy;
+- the model's embedding (its penultimate layer), as principal components fitted on the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+from pipeline.keras_runtime import load_keras
+
+INK_LEVEL = 64  # of 255: a pixel at least this bright belongs to the garment, not the background
+EMBEDDING_LAYER = "dense"  # the model's penultimate layer (see pipeline/model.py)
+
+
+@dataclass
+class ImageFeatures:
+    pixels: pd.DataFrame  # one column per pixel statistic
+    probabilities: np.ndarray  # (N, classes), the model's output
+    embeddings: np.ndarray  # (N, units) of the embedding layer
+
+
+def pixel_statistics(images: np.ndarray) -> pd.DataFrame:
+    """Per-image statistics of uint8 (N, 28, 28, 1) images, vectorised over the batch."""
+    pixels = images[..., 0].astype(np.float32) / 255
+    ink = pixels >= INK_LEVEL / 255
+    mass = pixels.sum(axis=(1, 2)) + 1e-6
+    positions = np.arange(pixels.shape[1], dtype=np.float32)
+    return pd.DataFrame(
+        {
+            "mean_intensity": pixels.mean(axis=(1, 2)),
+            "contrast": pixels.std(axis=(1, 2)),
+            "ink_fraction": ink.mean(axis=(1, 2)),
+            "centroid_row": (pixels.sum(axis=2) * positions).sum(axis=1) / mass,
+            "centroid_col": (pixels.sum(axis=1) * positions).sum(axis=1) / mass,
+            "bbox_height": _extent(ink.any(axis=2)),
+            "bbox_width": _extent(ink.any(axis=1)),
+            # Mean absolute difference between neighbouring pixels: falls with blur, rises with noise.
+            "edge_energy": np.abs(np.diff(pixels, axis=1)).mean(axis=(1, 2))
+            + np.abs(np.diff(pixels, axis=2)).mean(axis=(1, 2)),
+        }
+    )
+
+
+def _extent(occupied: np.ndarray) -> np.ndarray:
+    """Rows (or columns) from the first to the last occupied one, per image; 0 when none is."""
+    first = occupied.argmax(axis=1)
+    last = occupied.shape[1] - 1 - occupied[:, ::-1].argmax(axis=1)
+    return np.where(occupied.any(axis=1), last - first + 1, 0).astype(np.float32)
+
+
+def embedding_model(model):
+    """A model from the image to the embedding layer, wherever it sits (flip averaging nests the classifier)."""
+    keras = load_keras()
+    for owner in [model, *(layer for layer in model.layers if isinstance(layer, keras.Model))]:
+        names = [layer.name for layer in owner.layers]
+        if EMBEDDING_LAYER in names:
+            return keras.Model(owner.inputs, owner.get_layer(EMBEDDING_LAYER).output)
+    raise PipelineError(f"the model has no '{EMBEDDING_LAYER}' layer to take embeddings from")
+
+
+def image_features(model, images: np.ndarray, batch_size: int) -> ImageFeatures:
+    return ImageFeatures(
+        pixels=pixel_statistics(images),
+        probabilities=model.predict(images, batch_size=batch_size, verbose=0),
+        embeddings=embedding_model(model).predict(images, batch_size=batch_size, verbose=0),
+    )
+
+
+def save_features(path, features: ImageFeatures) -> None:
+    with open(path, "wb") as file:
+        np.savez(
+            file,
+            pixel_names=np.array(features.pixels.columns, dtype=str),
+            pixels=features.pixels.to_numpy(np.float32),
+            probabilities=features.probabilities.astype(np.float32),
+            embeddings=features.embeddings.astype(np.float32),
+        )
+
+
+def load_features(path) -> ImageFeatures:
+    with np.load(path, allow_pickle=False) as arrays:
+        return ImageFeatures(
+            pixels=pd.DataFrame(arrays["pixels"], columns=list(arrays["pixel_names"])),
+            probabilities=arrays["probabilities"],
+            embeddings=arrays["embeddings"],
+        )
+
+
+def fit_components(reference_embeddings: np.ndarray, count: int, seed: int):
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=count, svd_solver="randomized", random_state=seed).fit(reference_embeddings)
+
+
+def feature_table(features: ImageFeatures, components, class_names: tuple[str, ...]) -> pd.DataFrame:
+    """The columns the drift report compares, one row per image."""
+    probabilities = np.clip(features.probabilities, 1e-7, 1.0)
+    table = features.pixels.copy()
+    table["predicted_class"] = np.array(class_names)[probabilities.argmax(axis=1)]
+    table["confidence"] = probabilities.max(axis=1)
+    table["entropy"] = -(probabilities * np.log(probabilities)).sum(axis=1)
+    projected = components.transform(features.embeddings)
+    for index in range(projected.shape[1]):
+        table[f"embedding_pc{index + 1}"] = projected[:, index]
+    return table

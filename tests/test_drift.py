@@ -1,0 +1,134 @@
+"""The drift stage's parts: image features, the model's embedding, Evidently's verdict, and the stage itself."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import drift, drift_reference
+from pipeline.drift import compare, summarize
+from pipeline.drift_features import embedding_model, pixel_statistics
+from pipeline.model import build_model, with_flip_averaging
+from pipeline.params import DriftParams, ParamsError, TrainParams
+from pipeline.shifts import apply_shift
+from tests.conftest import REPO_ROOT, TINY_TRAIN, square_images
+
+CLASS_NAMES = tuple(f"class {index}" for index in range(10))
+
+
+def test_pixel_statistics_of_a_known_square():
+    images = np.zeros((2, 28, 28, 1), dtype=np.uint8)
+    images[0, 2:10, 1:5] = 255  # 8 rows by 4 columns
+    stats = pixel_statistics(images)
+    square, blank = stats.iloc[0], stats.iloc[1]
+    assert (square.bbox_height, square.bbox_width) == (8, 4)
+    assert square.centroid_row == pytest.approx(5.5, abs=1e-3) and square.centroid_col == pytest.approx(2.5, abs=1e-3)
+    assert square.ink_fraction == pytest.approx(32 / 784)
+    assert square.mean_intensity == pytest.approx(32 / 784)
+    assert (blank.bbox_height, blank.bbox_width, blank.ink_fraction, blank.edge_energy) == (0, 0, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def tiny_params(tmp_path_factory):
+    import yaml
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for dotted, value in TINY_TRAIN.items():
+        params["train"][dotted.split(".")[1]] = value
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_embedding_is_the_penultimate_layer_even_under_flip_averaging(tiny_params):
+    params = TrainParams.load(tiny_params)
+    images, _ = square_images(20, seed=0)
+    for model in (build_model(params), with_flip_averaging(build_model(params))):
+        assert embedding_model(model).predict(images, verbose=0).shape == (20, params.dense_units)
+
+
+def feature_frame(rng, count, shift=0.0):
+    frame = pd.DataFrame({f"feature_{index}": rng.normal(shift if index < 3 else 0, 1, count) for index in range(5)})
+    frame["predicted_class"] = rng.choice(CLASS_NAMES, count)
+    return frame
+
+
+def test_evidently_flags_the_shifted_features_only():
+    rng = np.random.default_rng(0)
+    params = DriftParams.load(REPO_ROOT / "params.yaml")
+    reference = feature_frame(rng, 5000)
+    same = feature_frame(rng, 2000)
+    clean = summarize(compare(reference, same, params), reference, same, params, CLASS_NAMES)
+    assert clean["drifted_count"] == 0 and not clean["dataset_drift"]
+    shifted = feature_frame(rng, 2000, shift=0.5)
+    drifted = summarize(compare(reference, shifted, params), reference, shifted, params, CLASS_NAMES)
+    assert set(drifted["drifted_features"]) == {"feature_0", "feature_1", "feature_2"}
+    assert drifted["drifted_share"] == pytest.approx(3 / 6) and drifted["dataset_drift"]  # share 0.5 >= 0.5
+    assert list(drifted["prediction_drift"]["class_shares"]) == list(CLASS_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("drift.scenario", "tilt", "drift.scenario must be one of none, brightness"),
+        ("drift.strength", -1, "drift.strength must be >= 0, got -1"),
+        ("drift.drift_share", 0, "drift.drift_share must be > 0"),
+        ("drift.invert", "sometimes", "drift.invert must be one of auto, always, never"),
+    ],
+)
+def test_bad_drift_params_name_the_key(write_params, key, value, message):
+    with pytest.raises(ParamsError, match=message):
+        DriftParams.load(write_params({key: value}))
+
+
+@pytest.fixture(scope="module")
+def stage_files(tmp_path_factory, tiny_params):
+    """An untrained tiny model and 1,000 square images per split, as the stages read them."""
+    from pipeline.preprocess import save_arrays
+
+    root = tmp_path_factory.mktemp("drift")
+    (root / "prepared").mkdir()
+    for split, seed in (("val", 1), ("test", 2)):
+        save_arrays(root / "prepared" / f"{split}.npz", *square_images(1000, seed))
+    build_model(TrainParams.load(tiny_params)).save(root / "model.keras")
+    manifest = {"dataset": "fashion_mnist", "files": {"train_images": {"sha256": "0" * 64}}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    drift_reference.main(["--params", str(tiny_params), "--model", str(root / "model.keras"),
+                          "--prepared", str(root / "prepared"), "--out", str(root / "reference.npz")])  # fmt: skip
+    return root
+
+
+def run_drift(root, params, current, capsys=None):
+    drift.main(["--params", str(params), "--model", str(root / "model.keras"), "--reference",
+                str(root / "reference.npz"), "--current", str(current), "--manifest", str(root / "manifest.json"),
+                "--dataset", "fashion_mnist", "--report", str(root / "report.html"),
+                "--summary", str(root / "summary.json")])  # fmt: skip
+    return json.loads((root / "summary.json").read_text())
+
+
+def test_stage_finds_no_drift_in_a_clean_batch_and_drift_in_an_inverted_one(stage_files, tiny_params, tmp_path):
+    clean = run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz")
+    assert not clean["dataset_drift"], clean["drifted_features"]
+    assert clean["batch"] == {"images": 1000, "scenario": "none", "strength": None, "source": clean["batch"]["source"]}
+    report = (stage_files / "report.html").read_text()
+    assert "<script" in report and 'src="http' not in report  # everything inlined: opens offline
+    images, labels = square_images(1000, seed=2)
+    inverted, _ = apply_shift(images, labels, "inversion", 1.0, seed=0)
+    np.save(tmp_path / "inverted.npy", inverted)
+    shifted = run_drift(stage_files, tiny_params, tmp_path / "inverted.npy")
+    assert shifted["dataset_drift"]
+    assert {"mean_intensity", "ink_fraction"} <= set(shifted["drifted_features"])
+
+
+def test_a_bad_batch_fails_with_one_line_and_keeps_the_last_report(stage_files, tiny_params, tmp_path, capsys):
+    run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz")
+    before = (stage_files / "summary.json").read_text()
+    np.save(tmp_path / "wrong.npy", np.zeros((5, 32, 32), dtype=np.uint8))
+    with pytest.raises(SystemExit) as exited:
+        run_drift(stage_files, tiny_params, tmp_path / "wrong.npy")
+    assert exited.value.code == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("drift: error:") and "wrong.npy: images must have shape" in error
+    assert len(error.splitlines()) == 1
+    assert (stage_files / "summary.json").read_text() == before

@@ -1,0 +1,92 @@
+"""Batches from outside: pictures, arrays and IDX files, converted by the documented rule or refused by name."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.errors import PipelineError
+from pipeline.idx import write_idx
+from pipeline.images import load_batch
+
+
+@pytest.fixture
+def garments():
+    """Light shapes on a dark background, like Fashion-MNIST."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((4, 28, 28), dtype=np.uint8)
+    for index, image in enumerate(images):
+        image[4 + index : 24, 6:22] = rng.integers(120, 256, (20 - index, 16))
+    return images
+
+
+def test_a_folder_of_28x28_grey_pngs_comes_back_exactly(tmp_path, garments):
+    for index, image in enumerate(garments):
+        Image.fromarray(image).save(tmp_path / f"item{index}.png")
+    batch = load_batch(tmp_path)
+    assert batch.images.shape == (4, 28, 28, 1) and batch.images.dtype == np.uint8
+    np.testing.assert_array_equal(batch.images[..., 0], garments)
+    assert batch.names == [f"item{index}.png" for index in range(4)]
+    assert batch.labels is None
+
+
+def product_photo(path):
+    """A dark garment on a white background, larger than 28x28, in colour."""
+    photo = np.full((120, 90, 3), 250, dtype=np.uint8)
+    photo[20:100, 25:65] = (40, 30, 90)
+    Image.fromarray(photo).save(path)
+
+
+def test_a_product_photo_is_greyscaled_fitted_and_inverted(tmp_path):
+    product_photo(tmp_path / "photo.jpg")
+    image = load_batch(tmp_path / "photo.jpg").images[0, ..., 0]
+    assert image.shape == (28, 28)
+    assert image[0].max() < 30 and image[:, 0].max() < 30  # the white background became dark
+    assert image[14, 14] > 180  # the dark garment became light
+    not_inverted = load_batch(tmp_path / "photo.jpg", invert="never").images[0, ..., 0]
+    assert not_inverted[0].min() > 220
+
+
+def test_an_unreadable_picture_is_named(tmp_path, garments):
+    Image.fromarray(garments[0]).save(tmp_path / "good.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(PipelineError, match=r"broken\.png: unreadable image"):
+        load_batch(tmp_path)
+
+
+def test_an_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    with pytest.raises(PipelineError, match="empty batch"):
+        load_batch(tmp_path)
+
+
+def test_arrays_keep_their_labels_and_must_be_28x28(tmp_path, garments):
+    np.savez(tmp_path / "batch.npz", images=garments[..., None], labels=np.arange(4, dtype=np.uint8))
+    batch = load_batch(tmp_path / "batch.npz")
+    np.testing.assert_array_equal(batch.labels, np.arange(4))
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 32, 32), dtype=np.uint8))
+    with pytest.raises(PipelineError, match=r"wrong\.npy: images must have shape .* got \(3, 32, 32\)"):
+        load_batch(tmp_path / "wrong.npy")
+    np.save(tmp_path / "scaled.npy", garments / 255.0 - 0.5)
+    with pytest.raises(PipelineError, match="pixel values must be 0-255"):
+        load_batch(tmp_path / "scaled.npy")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), dtype=np.uint8))
+    with pytest.raises(PipelineError, match="empty batch"):
+        load_batch(tmp_path / "empty.npy")
+
+
+def test_idx_images_with_their_labels_file(tmp_path, garments):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", garments, compress=True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([9, 8, 7, 6], dtype=np.uint8), compress=True)
+    batch = load_batch(tmp_path / "t10k-images-idx3-ubyte.gz")
+    np.testing.assert_array_equal(batch.images[..., 0], garments)
+    np.testing.assert_array_equal(batch.labels, [9, 8, 7, 6])
+
+
+def test_missing_and_unknown_sources_are_errors(tmp_path):
+    with pytest.raises(PipelineError, match="no such file or folder"):
+        load_batch(tmp_path / "absent")
+    (tmp_path / "batch.csv").write_text("1,2,3")
+    with pytest.raises(PipelineError, match=r"batch\.csv: not a folder of pictures"):
+        load_batch(tmp_path / "batch.csv")
+    with pytest.raises(PipelineError, match="invert must be one of"):
+        load_batch(tmp_path, invert="sometimes")
