@@ -27,6 +27,7 @@ bench: setup
 	python bench/data_stages.py
 	python bench/train_speed.py
 	python bench/flow_overhead.py
+	python bench/drift_detection.py
 
 setup: system-packages $(VENV)/.installed
 

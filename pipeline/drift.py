@@ -61,12 +61,16 @@ def summarize(
     drifted = {name: score for name, score in sorted(scores.items(), key=lambda item: -item[1])
                if score >= params.feature_threshold}  # fmt: skip
     share = len(drifted) / len(scores)
-    class_shares = pd.DataFrame(
-        {
-            "reference": reference[PREDICTION].value_counts(normalize=True),
-            "current": current[PREDICTION].value_counts(normalize=True),
-        }
-    ).reindex(list(class_names)).fillna(0.0)
+    class_shares = (
+        pd.DataFrame(
+            {
+                "reference": reference[PREDICTION].value_counts(normalize=True),
+                "current": current[PREDICTION].value_counts(normalize=True),
+            }
+        )
+        .reindex(list(class_names))
+        .fillna(0.0)
+    )
     return {
         "dataset_drift": share >= params.drift_share,
         "drifted_share": round(share, 4),
