@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import drift, drift_reference
 from pipeline.drift import compare, summarize
-from pipeline.drift_features import embedding_model, pixel_statistics
+from pipeline.drift_features import image_features, pixel_statistics
 from pipeline.model import build_model, with_flip_averaging
 from pipeline.params import DriftParams, ParamsError, TrainParams
 from pipeline.shifts import apply_shift
@@ -41,11 +41,13 @@ def tiny_params(tmp_path_factory):
     return path
 
 
-def test_embedding_is_the_penultimate_layer_even_under_flip_averaging(tiny_params):
+def test_one_pass_gives_the_models_own_outputs_and_its_embedding(tiny_params):
     params = TrainParams.load(tiny_params)
     images, _ = square_images(20, seed=0)
     for model in (build_model(params), with_flip_averaging(build_model(params))):
-        assert embedding_model(model).predict(images, verbose=0).shape == (20, params.dense_units)
+        features = image_features(model, images, batch_size=8)
+        np.testing.assert_allclose(features.probabilities, model.predict(images, verbose=0), atol=1e-6)
+        assert features.embeddings.shape == (20, params.dense_units)
 
 
 def feature_frame(rng, count, shift=0.0):
