@@ -69,8 +69,8 @@ def healthy(url: str) -> bool:
 def prefect_server(tmp_path_factory):
     """`prefect server start` with its own SQLite home, on a free loopback port."""
     home = tmp_path_factory.mktemp("prefect-server")
-    api_url = f"http://127.0.0.1:{free_port()}/api"
-    port = api_url.rsplit(":", 1)[1].split("/")[0]
+    port = str(free_port())
+    api_url = f"http://127.0.0.1:{port}/api"
     log = home / "server.log"
     with log.open("w") as output:
         server = subprocess.Popen(

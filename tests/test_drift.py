@@ -12,7 +12,7 @@ from pipeline.drift_features import image_features, pixel_statistics
 from pipeline.model import build_model, with_flip_averaging
 from pipeline.params import DriftParams, ParamsError, TrainParams
 from pipeline.shifts import apply_shift
-from tests.conftest import REPO_ROOT, TINY_TRAIN, square_images
+from tests.conftest import REPO_ROOT, TINY_TRAIN, set_keys, square_images
 
 CLASS_NAMES = tuple(f"class {index}" for index in range(10))
 
@@ -34,8 +34,7 @@ def tiny_params(tmp_path_factory):
     import yaml
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for dotted, value in TINY_TRAIN.items():
-        params["train"][dotted.split(".")[1]] = value
+    set_keys(params, TINY_TRAIN)
     path = tmp_path_factory.mktemp("params") / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
