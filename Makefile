@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SYSTEM_PACKAGES := git python3-venv dataset-fashion-mnist
+# The tests also open the reports in a real browser.
+TEST_SYSTEM_PACKAGES := chromium
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # No usage statistics leave the machine.
@@ -14,12 +16,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: pipeline test bench setup system-packages
+.PHONY: pipeline test bench setup system-packages node test-system-packages
 
 pipeline: setup
 	dvc repro
 
-test: setup
+test: setup test-system-packages
 	ruff check .
 	pytest
 
@@ -28,15 +30,33 @@ bench: setup
 	python bench/train_speed.py
 	python bench/flow_overhead.py
 	python bench/drift_detection.py
+	python bench/predict_speed.py
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages node $(VENV)/.installed node_modules/.package-lock.json
 
-system-packages:
-	@missing=$$(for package in $(SYSTEM_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+define install_missing
+	@missing=$$(for package in $(1); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:" $$missing; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+endef
+
+system-packages:
+	$(call install_missing,$(SYSTEM_PACKAGES))
+
+test-system-packages:
+	$(call install_missing,$(TEST_SYSTEM_PACKAGES))
+
+# Node.js and npm fetch the Data Docs' scripts and styles (package.json). Checked by command rather than by
+# package, since Node.js is often installed from elsewhere than Debian's archive.
+node:
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES="nodejs npm"
+
+# Reinstalled whenever package-lock.json changes.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Reinstalled whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml

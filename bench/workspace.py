@@ -32,6 +32,8 @@ def scratch_copy() -> Path:
         if (REPO_ROOT / name).is_file() and name != "dvc.lock":
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO_ROOT / name, root / name)
+    # Installed packages are not part of a clone; the validate stage reads the Data Docs' web assets from here.
+    (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     return root
 

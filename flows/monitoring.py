@@ -25,7 +25,8 @@ from pipeline.params import DriftParams
 DRIFT_SUMMARY = Path("reports/drift/summary.json")
 DRIFT_REPORT = Path("reports/drift/report.html")
 # The reference features are rebuilt only when the model changed; then the batch is checked.
-MONITOR_STAGES = ("drift_reference", "drift")
+# The index after the drift report, so it shows the new verdict and lineage.
+MONITOR_STAGES = ("drift_reference", "drift", "report_index")
 
 
 def batch_overrides(batch: str | None, scenario: str | None, strength: float | None) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from flows.dvc_stages import StageRun
 EVALUATION_METRICS = Path("reports/evaluate/metrics.json")
 # The reports a person opens after a run, by title; only those that exist are linked.
 REPORTS = {
+    "All reports, with their lineage": Path("reports/index.html"),
     "Evaluation report": Path("reports/evaluate/report.html"),
+    "Model card": Path("reports/evaluate/model_card.html"),
     "Data validation (Great Expectations Data Docs)": Path("reports/validate/data_docs/index.html"),
     "Learning curve": Path("reports/train/learning_curve.png"),
     "Sample training images": Path("reports/preprocess/sample_grid.png"),

@@ -17,12 +17,22 @@ from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.keras_runtime import load_keras
 from pipeline.lineage import lineage
+from pipeline.model_card import data_section, render_model_card
 from pipeline.params import EvaluateParams, read_section
 from pipeline.plots import save_confusion_matrix, save_gallery
 from pipeline.preprocess import load_prepared
 from pipeline.report import image_tag, page, table
 
-OUTPUTS = ("metrics", "predictions", "confusion", "classification_report", "misclassified", "report")
+OUTPUTS = (
+    "metrics",
+    "predictions",
+    "confusion",
+    "classification_report",
+    "misclassified",
+    "report",
+    "model_card",
+    "lineage",
+)
 
 
 def load_model(path: Path):
@@ -94,7 +104,8 @@ def render_report(metrics: dict, class_report: str, lineage_record: dict, images
 
 def evaluate(
     model, test_split, class_names, params: EvaluateParams, outputs: dict[str, Path], curve: Path, lineage_record: dict
-) -> dict:
+) -> tuple[dict, np.ndarray]:
+    """Write every output but the model card; return the metrics and the confusion matrix (rows: actual)."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     images, labels = test_split
@@ -128,7 +139,7 @@ def evaluate(
         {"confusion": outputs["confusion"], "curve": curve, "misclassified": outputs["misclassified"]},
     )
     outputs["report"].write_text(report)
-    return metrics
+    return metrics, matrix
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,10 +157,18 @@ def main(argv: list[str] | None = None) -> None:
         class_names = dataset_spec(arguments.dataset).class_names
         test_split = load_prepared(arguments.test)
         model = load_model(arguments.model)
-        record = lineage(arguments.manifest, {"train": read_section("train", Path(arguments.params))})
+        train_params = read_section("train", Path(arguments.params))
+        val_fraction = read_section("preprocess", Path(arguments.params))["val_fraction"]
+        manifest = json.loads(arguments.manifest.read_text())
+        record = lineage(arguments.manifest, {"train": train_params})
         with contextlib.ExitStack() as stack:
             outputs = {name: stack.enter_context(atomic_path(getattr(arguments, name))) for name in OUTPUTS}
-            metrics = evaluate(model, test_split, class_names, params, outputs, arguments.curve, record)
+            metrics, matrix = evaluate(model, test_split, class_names, params, outputs, arguments.curve, record)
+            card = render_model_card(
+                metrics, matrix, class_names, data_section(manifest, val_fraction), train_params, record
+            )
+            outputs["model_card"].write_text(card)
+            outputs["lineage"].write_text(json.dumps(record, indent=2) + "\n")
         print(f"evaluate: test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
 
     run_stage("evaluate", configure, work, argv)

@@ -12,7 +12,8 @@ on `invert: always`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +31,14 @@ class Batch:
     images: np.ndarray  # uint8, (N, 28, 28, 1)
     labels: np.ndarray | None  # when the source has them (.npz with labels, IDX with its labels file)
     names: list[str]  # one per image: a file name, or "<source>[i]"
+    skipped: list[str] = field(default_factory=list)  # why each unreadable picture was left out
 
 
-def load_batch(source: Path | str, invert: str = "auto") -> Batch:
-    """Read and convert a batch; every problem is a PipelineError naming the file."""
+def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool = False) -> Batch:
+    """Read and convert a batch; every problem is a PipelineError naming the file.
+
+    With `skip_unreadable`, pictures in a folder that cannot be read are left out and listed in `skipped`.
+    """
     source = Path(source)
     if invert not in INVERT_CHOICES:
         raise PipelineError(f"invert must be one of {', '.join(INVERT_CHOICES)}, got {invert!r}")
@@ -43,7 +48,7 @@ def load_batch(source: Path | str, invert: str = "auto") -> Batch:
         files = sorted(path for path in source.iterdir() if path.suffix.lower() in PICTURE_SUFFIXES)
         if not files:
             raise PipelineError(f"{source}: empty batch (no .png, .jpg or .jpeg files)")
-        batch = Batch(np.stack([read_picture(path, invert) for path in files]), None, [path.name for path in files])
+        batch = read_folder(source, files, invert, skip_unreadable)
     elif source.suffix.lower() in PICTURE_SUFFIXES:
         batch = Batch(read_picture(source, invert)[None], None, [source.name])
     elif source.suffix == ".npy":
@@ -55,6 +60,22 @@ def load_batch(source: Path | str, invert: str = "auto") -> Batch:
     else:
         raise PipelineError(f"{source}: not a folder of pictures, .png/.jpg, .npy, .npz or IDX images file")
     return batch
+
+
+def read_folder(folder: Path, files: list[Path], invert: str, skip_unreadable: bool) -> Batch:
+    pictures, names, skipped = [], [], []
+    for path in files:
+        try:
+            pictures.append(read_picture(path, invert))
+        except PipelineError as error:
+            if not skip_unreadable:
+                raise
+            skipped.append(str(error))
+            continue
+        names.append(path.name)
+    if not pictures:
+        raise PipelineError(f"{folder}: no readable pictures ({len(skipped)} unreadable)")
+    return Batch(np.stack(pictures), None, names, skipped)
 
 
 def read_picture(path: Path, invert: str) -> np.ndarray:
@@ -98,7 +119,7 @@ def from_array(source: Path, images: np.ndarray, labels: np.ndarray | None, inve
 def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise PipelineError(f"{path}: unreadable .npy ({error})") from None
 
 
@@ -111,7 +132,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                 return arrays["images"], arrays["labels"] if "labels" in names else None
             if len(names) == 1:
                 return arrays[names[0]], None
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise PipelineError(f"{path}: unreadable .npz ({error})") from None
     raise PipelineError(f"{path}: expected an 'images' array or a single array, found {names}")
 

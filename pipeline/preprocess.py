@@ -6,6 +6,7 @@ takes the same raw images the pipeline ingested.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from pipeline.cli import run_stage
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES, dataset_spec, load_raw_split
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
-from pipeline.params import PreprocessParams
+from pipeline.lineage import lineage
+from pipeline.params import PreprocessParams, read_section
 from pipeline.plots import save_sample_pictures
 
 ARRAY_FILES = ("train.npz", "val.npz", "test.npz")
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         with atomic_path(arguments.pictures) as pictures_dir:
             pictures_dir.mkdir()
             save_sample_pictures(train_images, train_labels, class_names, pictures_dir)
+            params_used = {"preprocess": read_section("preprocess", arguments.params)}
+            record = lineage(arguments.raw / "manifest.json", params_used)
+            (pictures_dir / "lineage.json").write_text(json.dumps(record, indent=2) + "\n")
         print(f"preprocess: train {len(train_index)}, val {len(val_index)}, test {len(test_labels)} images")
 
     run_stage("preprocess", configure, work, argv)

@@ -5,6 +5,7 @@ Writes GX Data Docs (reports/validate/data_docs/) and a json summary naming ever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from pipeline.cli import run_stage
 from pipeline.datasets import NUM_CLASSES, SPLITS, load_raw_split
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
-from pipeline.params import ValidateParams
+from pipeline.lineage import lineage
+from pipeline.offline_docs import make_offline
+from pipeline.params import ValidateParams, read_section
 
 
 def image_table(images: np.ndarray, labels: np.ndarray, train_images: np.ndarray | None = None) -> pd.DataFrame:
@@ -176,6 +179,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--raw", required=True, type=Path, help="folder of the four IDX files")
         parser.add_argument("--docs", required=True, type=Path, help="Data Docs output folder")
         parser.add_argument("--summary", required=True, type=Path, help="json summary output file")
+        parser.add_argument("--lineage", required=True, type=Path, help="output: where the Data Docs came from (.json)")
+        parser.add_argument(
+            "--web-assets", required=True, type=Path, help="the npm packages of package.json, for offline Data Docs"
+        )
 
     def work(arguments):
         params = ValidateParams.load(Path(arguments.params))
@@ -185,9 +192,14 @@ def main(argv: list[str] | None = None) -> None:
             split: image_table(images, labels, None if split == "train" else train_images)
             for split, (images, labels) in splits.items()
         }
-        with atomic_path(arguments.docs) as docs_dir, atomic_path(arguments.summary) as summary_file:
+        record = lineage(arguments.raw / "manifest.json", {"validate": read_section("validate", arguments.params)})
+        outputs = (arguments.docs, arguments.summary, arguments.lineage)
+        with contextlib.ExitStack() as stack:
+            docs_dir, summary_file, lineage_file = (stack.enter_context(atomic_path(path)) for path in outputs)
             summary = run_suite(tables, params, docs_dir)
+            make_offline(docs_dir, arguments.web_assets)
             summary_file.write_text(json.dumps(summary, indent=2) + "\n")
+            lineage_file.write_text(json.dumps(record, indent=2) + "\n")
         # The report of a failed validation is complete and kept, so the user can read what broke.
         if not summary["success"]:
             raise PipelineError(failure_message(summary))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -45,6 +47,12 @@ def write_dataset(directory: Path, arrays: dict[str, np.ndarray], compress: bool
     for role, name in FILE_NAMES.items():
         write_idx(directory / (f"{name}.gz" if compress else name), arrays[role], compress=compress)
     return directory
+
+
+def write_manifest(raw_dir: Path) -> None:
+    """The manifest the ingest stage writes beside the files it accepted (the part that lineage reads)."""
+    files = {path.name: {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()} for path in raw_dir.iterdir()}
+    (raw_dir / "manifest.json").write_text(json.dumps({"dataset": "custom", "files": files}))
 
 
 def set_keys(params: dict, values: dict) -> None:
@@ -180,6 +188,8 @@ def scratch_workspace(root: Path, params: dict | None = None) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO_ROOT / name, root / name)
     (root / "dvc.lock").unlink(missing_ok=True)
+    # Installed packages are not part of a clone; the validate stage reads the Data Docs' web assets from here.
+    (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")
     if params:
         document = yaml.safe_load((root / "params.yaml").read_text())
         set_keys(document, params)

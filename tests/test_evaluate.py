@@ -8,6 +8,7 @@ import pytest
 from pipeline.datasets import dataset_spec
 from pipeline.errors import PipelineError
 from pipeline.evaluate import compute_metrics, confident_mistakes, load_model
+from pipeline.model_card import confused_pairs
 from tests.conftest import REPO_ROOT, TINY_TRAIN
 from tests.test_train import run_train
 
@@ -45,6 +46,20 @@ def test_confident_mistakes_come_first():
     assert confident_mistakes(labels, probabilities, 2).tolist() == [2, 3]
 
 
+def test_the_model_card_names_the_pairs_confused_most_either_way_round():
+    index = {name: position for position, name in enumerate(CLASS_NAMES)}
+    matrix = np.diag(np.full(10, 900))
+    matrix[index["Shirt"], index["T-shirt/top"]] = 30
+    matrix[index["T-shirt/top"], index["Shirt"]] = 20
+    matrix[index["Pullover"], index["Coat"]] = 40
+    matrix[index["Sneaker"], index["Sandal"]] = 5
+    pairs = confused_pairs(matrix, CLASS_NAMES, 2)
+    assert pairs == [
+        ["T-shirt/top / Shirt", 50, "20 T-shirt/top taken for Shirt", "30 Shirt taken for T-shirt/top"],
+        ["Pullover / Coat", 40, "40 Pullover taken for Coat", "0 Coat taken for Pullover"],
+    ]
+
+
 def test_missing_or_corrupt_model_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match=r"model.keras: model file not found"):
         load_model(tmp_path / "model.keras")
@@ -55,14 +70,19 @@ def test_missing_or_corrupt_model_is_a_clear_error(tmp_path):
 
 def write_manifest(path):
     files = {name: {"sha256": f"{index}" * 64, "bytes": 1} for index, name in enumerate("abcd")}
-    path.write_text(json.dumps({"dataset": "fashion_mnist", "files": files}))
+    source = {"kind": "source_dir", "location": "/data/fashion"}
+    counts = {"train": 250, "test": 50}
+    manifest = {"dataset": "fashion_mnist", "source": source, "verified": False, "counts": counts, "files": files}
+    path.write_text(json.dumps(manifest))
     return path
 
 
 def run_evaluate(tmp_path, params_path, model_path, test_path, curve):
     out = tmp_path / "evaluate"
     names = ["metrics.json", "predictions.csv", "confusion.png", "report.txt", "misclassified.png", "report.html"]
+    names += ["model_card.html", "lineage.json"]
     flags = ["--metrics", "--predictions", "--confusion", "--classification-report", "--misclassified", "--report"]
+    flags += ["--model-card", "--lineage"]
     outputs = [item for flag, name in zip(flags, names, strict=True) for item in (flag, str(out / name))]
     result = subprocess.run(
         [
@@ -117,6 +137,12 @@ def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_
         "conv_filters",
     ):
         assert text in report
+    card = (out / "model_card.html").read_text()
+    for text in ("Classes it confuses most", "Intended use", "Limits", "250, of which 20% held out", "conv_filters"):
+        assert text in card
+    assert f"{metrics['accuracy']:.4f}" in card
+    assert "http://" not in card and "https://" not in card
+    assert json.loads((out / "lineage.json").read_text())["params"]["train"]["epochs"] == TINY_TRAIN["train.epochs"]
 
 
 def test_wrong_test_arrays_and_bad_model_keep_the_last_report(tmp_path, write_params, prepared_dir):

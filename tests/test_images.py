@@ -90,3 +90,25 @@ def test_missing_and_unknown_sources_are_errors(tmp_path):
         load_batch(tmp_path / "batch.csv")
     with pytest.raises(PipelineError, match="invert must be one of"):
         load_batch(tmp_path, invert="sometimes")
+
+
+@pytest.mark.parametrize(("name", "content"), [("empty.npy", b""), ("cut.npz", b"PK\x03\x04 cut short")])
+def test_empty_or_truncated_arrays_are_named(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(PipelineError, match=rf"{name}: unreadable \.np[yz]"):
+        load_batch(tmp_path / name)
+
+
+def test_skipping_unreadable_pictures_keeps_the_rest_and_says_why(tmp_path, garments):
+    for index, image in enumerate(garments):
+        Image.fromarray(image).save(tmp_path / f"item{index}.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    batch = load_batch(tmp_path, skip_unreadable=True)
+    assert batch.names == [f"item{index}.png" for index in range(4)]
+    [reason] = batch.skipped
+    assert reason.startswith(f"{tmp_path / 'broken.png'}: unreadable image")
+    (tmp_path / "other.png").write_bytes(b"")
+    for path in tmp_path.glob("item*.png"):
+        path.unlink()
+    with pytest.raises(PipelineError, match="no readable pictures \\(2 unreadable\\)"):
+        load_batch(tmp_path, skip_unreadable=True)

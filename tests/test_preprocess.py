@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -5,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.preprocess import load_arrays, save_arrays, stratified_split, to_nhwc
-from tests.conftest import REPO_ROOT, write_dataset
+from tests.conftest import REPO_ROOT, write_dataset, write_manifest
 
 
 def test_to_nhwc_adds_the_channel_axis_without_scaling():
@@ -42,6 +43,7 @@ def test_prepared_arrays_load_without_pickle(tmp_path):
 
 def test_stage_writes_prepared_arrays_and_pictures(tiny_arrays, tmp_path):
     raw = write_dataset(tmp_path / "raw", tiny_arrays, compress=False)
+    write_manifest(raw)
     result = subprocess.run(
         [
             sys.executable,
@@ -69,4 +71,6 @@ def test_stage_writes_prepared_arrays_and_pictures(tiny_arrays, tmp_path):
     # Every training image lands in exactly one of train and val.
     together = np.concatenate([splits["train"][0], splits["val"][0]]).reshape(200, -1)
     assert len(np.unique(together, axis=0)) == 200
-    assert sorted(path.name for path in (tmp_path / "pictures").iterdir()) == ["sample_grid.png", "sample_image.png"]
+    pictures = sorted(path.name for path in (tmp_path / "pictures").iterdir())
+    assert pictures == ["lineage.json", "sample_grid.png", "sample_image.png"]
+    assert json.loads((tmp_path / "pictures" / "lineage.json").read_text())["params"]["preprocess"]["seed"] == 42

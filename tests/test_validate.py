@@ -8,7 +8,7 @@ import pytest
 from pipeline.datasets import SPLITS, load_raw_split
 from pipeline.params import ValidateParams
 from pipeline.validate import failure_message, image_table, run_suite
-from tests.conftest import REPO_ROOT, write_dataset
+from tests.conftest import REPO_ROOT, write_dataset, write_manifest
 
 
 def tiny_params(**overrides) -> ValidateParams:
@@ -121,6 +121,10 @@ def run_validate_stage(raw_dir, params_path, tmp_path):
             str(tmp_path / "docs"),
             "--summary",
             str(tmp_path / "summary.json"),
+            "--lineage",
+            str(tmp_path / "lineage.json"),
+            "--web-assets",
+            str(REPO_ROOT / "node_modules"),
         ],
         capture_output=True,
         text=True,
@@ -131,6 +135,7 @@ def run_validate_stage(raw_dir, params_path, tmp_path):
 def test_stage_fails_with_one_line_naming_the_expectation_and_keeps_its_report(tiny_arrays, tmp_path, write_params):
     break_labels(tiny_arrays)
     raw = write_dataset(tmp_path / "raw", tiny_arrays, compress=False)
+    write_manifest(raw)
     params = write_params({"validate.expected_rows": {"train": 200, "test": 50}})
     result = run_validate_stage(raw, params, tmp_path)
     assert result.returncode == 1
@@ -150,6 +155,14 @@ def test_real_data_passes(real_raw_dir, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["success"] and summary["evaluated"] == 23
     assert "label in 0-9" in (tmp_path / "docs" / "expectations" / "train_images.html").read_text()
+    pages = list((tmp_path / "docs").rglob("*.html"))
+    assert len(pages) == 5  # the index, two suites, two validation results
+    for page in pages:
+        assert "cdn" not in page.read_text(), page
+    assert (tmp_path / "docs" / "static" / "vendor" / "jquery" / "dist" / "jquery.min.js").is_file()
+    record = json.loads((tmp_path / "lineage.json").read_text())
+    assert record["data"].startswith("fashion_mnist sha256:")
+    assert "class_share_tolerance" in record["params"]["validate"]
 
 
 def test_real_splits_have_the_published_sizes(real_raw_dir):

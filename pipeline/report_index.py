@@ -1,0 +1,146 @@
+"""report_index: reports/index.html, one page linking every report with where it came from.
+
+Links are relative, so the page and the reports open from disk, offline, wherever the folder is copied.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.cli import run_stage
+from pipeline.files import atomic_path
+from pipeline.report import STYLE
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    title: str
+    link: str  # relative to the reports folder
+    about: str
+    lineage: str  # the JSON file (relative to the reports folder) holding the report's lineage record
+    lineage_key: str | None = None  # the record's key inside that file, when it is part of a larger one
+
+
+ENTRIES = (
+    ReportEntry(
+        "Data samples",
+        "preprocess/sample_grid.png",
+        "a 5x5 grid of training images with their class names, and one image with its pixel scale "
+        '(<a href="{folder}/sample_image.png">sample_image.png</a>)',
+        "preprocess/lineage.json",
+    ),
+    ReportEntry(
+        "Data validation",
+        "validate/data_docs/index.html",
+        "Great Expectations Data Docs: every expectation on the raw training and test images",
+        "validate/lineage.json",
+    ),
+    ReportEntry(
+        "Evaluation",
+        "evaluate/report.html",
+        "test-set metrics by class, confusion matrix, classification report, learning curve, confident mistakes",
+        "evaluate/lineage.json",
+    ),
+    ReportEntry(
+        "Model card",
+        "evaluate/model_card.html",
+        "what the model was trained on, how well it does, the classes it confuses, intended use and limits",
+        "evaluate/lineage.json",
+    ),
+    ReportEntry(
+        "Drift",
+        "drift/report.html",
+        "Evidently data-drift report of the last checked batch against the reference images",
+        "drift/summary.json",
+        "lineage",
+    ),
+)
+
+
+def headline(reports_dir: Path) -> dict[str, str]:
+    """A figure per report title, from the reports' own summaries, where they exist."""
+    figures = {}
+    validation = reports_dir / "validate" / "summary.json"
+    if validation.is_file():
+        summary = json.loads(validation.read_text())
+        figures["Data validation"] = f"{summary['passed']} of {summary['evaluated']} expectations passed"
+    evaluation = reports_dir / "evaluate" / "metrics.json"
+    if evaluation.is_file():
+        metrics = json.loads(evaluation.read_text())
+        figures["Evaluation"] = f"test accuracy {metrics['accuracy']:.2%}, macro F1 {metrics['macro_f1']:.4f}"
+    drift = reports_dir / "drift" / "summary.json"
+    if drift.is_file():
+        summary = json.loads(drift.read_text())
+        verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
+        figures["Drift"] = f"{verdict}: {summary['drifted_count']} of {summary['feature_count']} features drifted"
+    return figures
+
+
+def relative_link(target: Path, page_dir: Path) -> str:
+    return html.escape(Path(os.path.relpath(target, page_dir)).as_posix())
+
+
+def lineage_list(record: dict) -> str:
+    items = []
+    for key, value in record.items():
+        if key == "params":
+            shown = "; ".join(f"{section}: {json.dumps(params, sort_keys=True)}" for section, params in value.items())
+        else:
+            shown = str(value)
+        items.append(f"<dt>{html.escape(key)}</dt><dd>{html.escape(shown)}</dd>")
+    return f"<dl>{''.join(items)}</dl>"
+
+
+def render_index(reports_dir: Path, page_dir: Path) -> str:
+    """The page, with its links relative to `page_dir`, the folder it is written to."""
+    figures = headline(reports_dir)
+    sections = []
+    for entry in ENTRIES:
+        target = reports_dir / entry.link
+        if not target.is_file():
+            sections.append(f"<section><h2>{html.escape(entry.title)}</h2><p>Not produced yet.</p></section>")
+            continue
+        record = json.loads((reports_dir / entry.lineage).read_text())
+        record = record[entry.lineage_key] if entry.lineage_key else record
+        figure = f"<p class=figure>{html.escape(figures[entry.title])}</p>" if entry.title in figures else ""
+        sections.append(
+            f'<section><h2><a href="{relative_link(target, page_dir)}">{html.escape(entry.title)}</a></h2>'
+            f"<p>{entry.about.format(folder=relative_link(target.parent, page_dir))}</p>"
+            f"{figure}{lineage_list(record)}</section>"
+        )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Fashion-MNIST pipeline reports</title>'
+        f"<style>{STYLE}{INDEX_STYLE}</style></head><body><h1>Fashion-MNIST pipeline reports</h1>"
+        f"{''.join(sections)}</body></html>\n"
+    )
+
+
+INDEX_STYLE = """
+section { border: 1px solid #dde; border-radius: 6px; padding: 0.3rem 1.2rem 0.8rem; margin-bottom: 1rem; }
+.figure { font-weight: 600; }
+dl { background: #f3f5f8; padding: 0.5rem 1rem; font-size: 0.9em; }
+dt { font-weight: 600; float: left; clear: left; width: 11rem; }
+dd { margin-left: 11rem; font-family: monospace; overflow-wrap: anywhere; }
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    def configure(parser):
+        parser.add_argument("--reports", required=True, type=Path, help="the reports folder")
+        parser.add_argument("--out", required=True, type=Path, help="output: the index page (.html)")
+
+    def work(arguments):
+        page = render_index(arguments.reports, arguments.out.parent)
+        with atomic_path(arguments.out) as staging:
+            staging.write_text(page)
+        print(f"report_index: {arguments.out}")
+
+    run_stage("report_index", configure, work, argv)
+
+
+if __name__ == "__main__":
+    main()
