@@ -177,6 +177,14 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
     return result
 
 
+@pytest.fixture(scope="session")
+def default_pipeline(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`dvc repro` with the default params on the real data, in a fresh copy of the repository (minutes: it trains
+    the default model); its workspace and output are shared by the end-to-end, predict and browser tests."""
+    root = scratch_workspace(tmp_path_factory.mktemp("workspace"))
+    return root, run(["dvc", "repro"], root)
+
+
 def scratch_workspace(root: Path, params: dict | None = None) -> Path:
     """A git clone-alike of the working tree (tracked and new files) in `root`, with no outputs and no dvc.lock.
 

@@ -1,6 +1,7 @@
 """The real `dvc repro` on the real data with the default params, in a fresh copy of the repository.
 
-The first run trains the default model (several minutes); the checks after it share that run.
+The first run trains the default model (several minutes); the checks after it share that run (conftest's
+`default_pipeline`, which the predict and browser tests read too).
 """
 
 import dataclasses
@@ -17,7 +18,7 @@ from pipeline.images import Batch, load_batch
 from pipeline.params import DriftParams
 from pipeline.preprocess import load_arrays
 from pipeline.shifts import SCENARIOS
-from tests.conftest import run, scratch_workspace
+from tests.conftest import run
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
 
@@ -25,10 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = scratch_workspace(tmp_path_factory.mktemp("workspace"))
-    first = run(["dvc", "repro"], root)
-    return root, first
+def workspace(default_pipeline):
+    return default_pipeline
 
 
 def ran_stages(output: str) -> list[str]:
@@ -45,6 +44,7 @@ def test_first_run_runs_every_stage_on_the_real_data(workspace):
         "evaluate",
         "drift_reference",
         "drift",
+        "report_index",
     ]
     counts = {
         name: len(load_arrays(root / "data" / "prepared" / f"{name}.npz")[1]) for name in ("train", "val", "test")

@@ -131,3 +131,46 @@ def test_the_console_command_is_installed(tmp_path):
     command = Path(sys.executable).parent / "fashion-predict"
     result = run([str(command), "--help"], tmp_path)
     assert "--top-k" in result.stdout and "--on-error" in result.stdout
+
+
+def product_photo(image: np.ndarray) -> Image.Image:
+    """A test image as a shop would show it: dark on white, in colour, larger, not square, cropped to the item."""
+    dark_on_light = Image.fromarray(255 - image[..., 0]).resize((112, 112), Image.Resampling.BICUBIC)
+    photo = Image.new("RGB", (120, 112), (255, 255, 255))
+    photo.paste(dark_on_light.convert("RGB"), (4, 0))
+    return photo
+
+
+@pytest.mark.slow
+def test_predicting_pngs_of_real_test_images_matches_the_evaluate_stage(default_pipeline, tmp_path):
+    from pipeline.preprocess import load_arrays
+
+    root, _ = default_pipeline
+    images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
+    count = 500
+    write_pngs(tmp_path / "pictures", images[:count])
+    model = root / "models" / "model.keras"
+    result = predict("--model", model, "--params", root / "params.yaml", tmp_path / "pictures")
+    printed = result.stdout.splitlines()
+    assert len(printed) == count + 1  # a header line, then one per picture
+    predict("--model", model, "--dataset", "fashion_mnist", tmp_path / "pictures", "--output", tmp_path / "out.csv")
+    predicted = pd.read_csv(tmp_path / "out.csv")["class"]
+    evaluated = pd.read_csv(root / "reports" / "evaluate" / "predictions.csv")["predicted"][:count]
+    assert predicted.tolist() == evaluated.tolist()
+
+
+@pytest.mark.slow
+def test_product_photos_on_white_are_converted_and_keep_their_class(default_pipeline, tmp_path):
+    from pipeline.preprocess import load_arrays
+
+    root, _ = default_pipeline
+    images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
+    count = 200
+    (tmp_path / "photos").mkdir()
+    for index in range(count):
+        product_photo(images[index]).save(tmp_path / "photos" / f"photo{index:03d}.jpg", quality=90)
+    predict("--model", root / "models" / "model.keras", "--dataset", "fashion_mnist", tmp_path / "photos",
+            "--output", tmp_path / "predicted.csv")  # fmt: skip
+    predicted = pd.read_csv(tmp_path / "predicted.csv")["class"]
+    evaluated = pd.read_csv(root / "reports" / "evaluate" / "predictions.csv")["predicted"][:count]
+    assert (predicted.to_numpy() == evaluated.to_numpy()).mean() >= 0.9
