@@ -51,6 +51,14 @@ def load_inputs(sources: list[Path], invert: str, skip_unreadable: bool) -> tupl
     return joined, skipped
 
 
+def class_probabilities(model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's probabilities for each image. A batch that fits in one call skips `predict()`'s set-up, which
+    costs 30 times the model itself for a single image (40 ms against 1.4 ms on 2 cores)."""
+    if len(images) <= batch_size:
+        return np.asarray(model.predict_on_batch(images))
+    return model.predict(images, batch_size=batch_size, verbose=0)
+
+
 def prediction_table(
     names: list[str], probabilities: np.ndarray, class_names: tuple[str, ...], top_k: int, labels=None
 ) -> pd.DataFrame:
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         for reason in skipped:
             print(f"predict: skipped {reason}", file=sys.stderr)
         model = load_model(arguments.model)
-        probabilities = model.predict(batch.images, batch_size=arguments.batch_size, verbose=0)
+        probabilities = class_probabilities(model, batch.images, arguments.batch_size)
         table = prediction_table(batch.names, probabilities, class_names, arguments.top_k, batch.labels)
         print(table.to_string(index=False))
         if arguments.output is not None:
