@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.cli import run_stage
 from pipeline.files import atomic_path
 from pipeline.report import STYLE
@@ -23,6 +25,7 @@ class ReportEntry:
     about: str
     lineage: str  # the JSON file (relative to the reports folder) holding the report's lineage record
     lineage_key: str | None = None  # the record's key inside that file, when it is part of a larger one
+    absent: str = "Not produced yet."  # shown in place of the link until the report exists
 
 
 ENTRIES = (
@@ -58,6 +61,13 @@ ENTRIES = (
         "drift/summary.json",
         "lineage",
     ),
+    ReportEntry(
+        "Hyperparameter tuning",
+        "tune/report.html",
+        "the search's trials ranked, the objective against each hyperparameter, and the best configuration",
+        "tune/lineage.json",
+        absent="No search run yet: <code>dvc repro tuning/dvc.yaml</code> runs one.",
+    ),
 )
 
 
@@ -77,6 +87,12 @@ def headline(reports_dir: Path) -> dict[str, str]:
         summary = json.loads(drift.read_text())
         verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
         figures["Drift"] = f"{verdict}: {summary['drifted_count']} of {summary['feature_count']} features drifted"
+    tuning = reports_dir / "tune" / "trials.csv"
+    if tuning.is_file():
+        trials = pd.read_csv(tuning)
+        objective = trials.columns[2]  # trial, status, then the objective
+        best = trials[objective].max() if "accuracy" in objective else trials[objective].min()
+        figures["Hyperparameter tuning"] = f"best {objective} {best:.4f} of {len(trials)} trials"
     return figures
 
 
@@ -102,7 +118,7 @@ def render_index(reports_dir: Path, page_dir: Path) -> str:
     for entry in ENTRIES:
         target = reports_dir / entry.link
         if not target.is_file():
-            sections.append(f"<section><h2>{html.escape(entry.title)}</h2><p>Not produced yet.</p></section>")
+            sections.append(f"<section><h2>{html.escape(entry.title)}</h2><p>{entry.absent}</p></section>")
             continue
         record = json.loads((reports_dir / entry.lineage).read_text())
         record = record[entry.lineage_key] if entry.lineage_key else record

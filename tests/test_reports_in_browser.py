@@ -117,14 +117,15 @@ def test_the_index_links_every_report_with_its_lineage(default_pipeline, browser
     page, _ = open_report(browser, root / "reports" / "index.html")
     links = page.eval_on_selector_all("a", "links => links.map(link => link.href)")
     targets = [unquote(urlparse(link).path) for link in links]
-    assert len(targets) == 6  # five reports and the single sample picture
+    assert len(targets) == 6  # five reports and the single sample picture; no tuning report before a search
     missing = [target for target in targets if not Path(target).is_file()]
     assert missing == []
     sections = page.locator("section")
-    assert sections.count() == 5
+    assert sections.count() == 6
     for index in range(5):
         text = sections.nth(index).inner_text()
         assert "git revision" in text and "fashion_mnist sha256:" in text and "params" in text, text
+    assert "dvc repro tuning/dvc.yaml" in sections.nth(5).inner_text()
     page.get_by_role("link", name="Evaluation", exact=True).click()
     page.wait_for_load_state("load")
     assert page.title() == "Evaluation on the test set"

@@ -76,6 +76,9 @@ def test_overrides_leave_params_yaml_as_it_was_and_are_recorded(first_run, works
 def test_reports_carry_the_flow_run_id(first_run, workspace):
     _, flow_run, _ = first_run
     assert str(flow_run.id) in (workspace / "reports" / "evaluate" / "report.html").read_text()
+    assert str(flow_run.id) in (workspace / "reports" / "evaluate" / "model_card.html").read_text()
+    # The index shows it for each report of the run.
+    assert (workspace / "reports" / "index.html").read_text().count(str(flow_run.id)) == 5
 
 
 def read_artifacts(flow_run_id) -> dict:
@@ -95,6 +98,7 @@ def test_run_publishes_metrics_table_and_report_links(first_run, workspace):
     assert {row["scope"] for row in rows} == {"overall", *metrics["per_class"]}
     summary = artifacts["training-run-summary"].data
     assert (workspace / "reports" / "evaluate" / "report.html").resolve().as_uri() in summary
+    assert (workspace / "reports" / "index.html").resolve().as_uri() in summary
     assert "first evaluation" in summary
     assert f"dvc exp apply {flow_run.name}" in summary
 

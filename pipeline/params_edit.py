@@ -1,0 +1,57 @@
+"""Round-trip edits of params.yaml: values replaced in place, comments and layout kept (DVC and people read it)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
+
+from pipeline.errors import PipelineError
+
+
+def apply_overrides(document: Any, overrides: Mapping[str, Any], source: Path) -> None:
+    """Set each existing `section.key` in the loaded params; an unknown key is an error naming it."""
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = document
+        for depth, part in enumerate(parents):
+            node = node.get(part) if isinstance(node, Mapping) else None
+            if not isinstance(node, Mapping):
+                raise PipelineError(f"{source}: cannot override {dotted}: no section {'.'.join(parents[: depth + 1])}")
+        if leaf not in node:
+            raise PipelineError(f"{source}: cannot override {dotted}: no such key")
+        node[leaf] = _like(node[leaf], value)
+
+
+def edited_text(path: Path, overrides: Mapping[str, Any]) -> str:
+    """The text of params.yaml with the overrides applied, everything else as it was."""
+    yaml_round_trip = round_trip_yaml()
+    document = yaml_round_trip.load(Path(path).read_text())
+    apply_overrides(document, overrides, path)
+    buffer = io.StringIO()
+    yaml_round_trip.dump(document, buffer)
+    return buffer.getvalue()
+
+
+def round_trip_yaml() -> YAML:
+    """ruamel's round trip, set to write what params.yaml is written in: nested lists indented under their key,
+    and `null` spelled out (ruamel's default leaves an empty value)."""
+    yaml_round_trip = YAML()
+    yaml_round_trip.indent(mapping=2, sequence=4, offset=2)
+    yaml_round_trip.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return yaml_round_trip
+
+
+def _like(old: Any, new: Any) -> Any:
+    """A new list keeps the old one's inline `[a, b]` style."""
+    if isinstance(new, list) and isinstance(old, CommentedSeq) and old.fa.flow_style():
+        sequence = CommentedSeq(new)
+        sequence.fa.set_flow_style()
+        return sequence
+    return new

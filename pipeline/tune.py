@@ -1,0 +1,226 @@
+"""tune: search the train stage's hyperparameters with KerasTuner: grid, random, Bayesian optimisation or Hyperband.
+
+Every trial is built, compiled and fed by the train stage's own code (pipeline/model.py, pipeline/train.py) from the
+train section with the trial's values (pipeline/search_space.py). The search state lives in --state: a rerun of the
+same search (same tune and train sections, same data) goes on from the last finished trial; any change starts anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.cli import run_stage
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_path
+from pipeline.keras_runtime import load_keras
+from pipeline.lineage import lineage
+from pipeline.model import compile_model
+from pipeline.params import read_section
+from pipeline.preprocess import load_prepared
+from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, trial_section
+from pipeline.train import VALIDATION_BATCH, make_dataset, seed_everything
+from pipeline.tuning_report import write_report
+
+PROJECT = "search"  # KerasTuner's folder inside the state folder
+TUNER_CLASSES = {
+    "grid": "GridSearch",
+    "random": "RandomSearch",
+    "bayesian": "BayesianOptimization",
+    "hyperband": "Hyperband",
+}
+
+
+def search_fingerprint(tune_section: dict, train_section: dict, data_files: list[Path]) -> str:
+    digest = hashlib.sha256(json.dumps([tune_section, train_section], sort_keys=True).encode())
+    for path in data_files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_state(state_dir: Path, fingerprint: str) -> bool:
+    """Keep the state of an interrupted identical search, drop any other; True when resuming."""
+    marker = state_dir / "fingerprint"
+    resuming = marker.is_file() and marker.read_text() == fingerprint
+    if not resuming:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True)
+        marker.write_text(fingerprint)
+    return resuming
+
+
+class SearchClock:
+    """Search time over all runs of one search, from each finished trial's duration (kept in the state folder)."""
+
+    def __init__(self, state_dir: Path, budget_seconds: float):
+        self.path = state_dir / "trial_seconds.json"
+        self.budget_seconds = budget_seconds
+        self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def record(self, trial_id: str, seconds: float) -> None:
+        self.seconds[trial_id] = round(seconds, 2)
+        self.path.write_text(json.dumps(self.seconds, indent=1))
+
+    @property
+    def spent(self) -> float:
+        return sum(self.seconds.values())
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget_seconds
+
+
+def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
+    """A KerasTuner tuner of the chosen strategy whose trials are the train stage's model on the prepared data."""
+    load_keras()
+    import keras_tuner
+
+    space, epochs = params.space, params.epochs
+    clock = SearchClock(state_dir, params.max_minutes * 60)
+
+    class TrialModel(keras_tuner.HyperModel):
+        def build(self, hp):
+            train_params = space.train_params(space.declare(hp), epochs)
+            seed_everything(train_params.seed)
+            return compile_model(train_params, math.ceil(len(train_split[1]) / train_params.batch_size))
+
+        def fit(self, hp, model, *args, **kwargs):
+            train_params = space.train_params(space.declare(hp), epochs)
+            return model.fit(
+                make_dataset(*train_split, train_params.batch_size, seed=train_params.seed),
+                validation_data=make_dataset(*val_split, VALIDATION_BATCH),
+                shuffle=False,
+                **kwargs,
+            )
+
+    tuner_class = getattr(keras_tuner, TUNER_CLASSES[params.strategy])
+
+    class BudgetedTuner(tuner_class):
+        """Stops starting trials once the search has used its wall-clock budget; records each trial's time."""
+
+        def on_trial_begin(self, trial):
+            self._trial_started = time.monotonic()
+            super().on_trial_begin(trial)
+
+        def on_trial_end(self, trial):
+            clock.record(trial.trial_id, time.monotonic() - self._trial_started)
+            if clock.exhausted:
+                self.oracle.max_trials = len(self.oracle.trials)
+            super().on_trial_end(trial)
+            score = "n/a" if trial.score is None else f"{trial.score:.4f}"
+            print(f"tune: trial {trial.trial_id} {trial.status.lower()}, {params.objective} {score}, "
+                  f"search time {clock.spent / 60:.1f} min", flush=True)  # fmt: skip
+
+    direction = "max" if "accuracy" in params.objective else "min"
+    options = {"objective": keras_tuner.Objective(params.objective, direction)}
+    if params.strategy == "hyperband":
+        options.update(max_epochs=epochs, factor=params.hyperband_factor, hyperband_iterations=1)
+    else:
+        options.update(max_trials=params.max_trials)
+    tuner = BudgetedTuner(
+        TrialModel(),
+        seed=params.seed,
+        directory=str(state_dir),
+        project_name=PROJECT,
+        overwrite=False,
+        max_consecutive_failed_trials=3,
+        **options,
+    )
+    if clock.exhausted:
+        tuner.oracle.max_trials = len(tuner.oracle.trials)
+    return tuner, clock
+
+
+def run_search(params: TuneParams, state_dir: Path, train_split, val_split):
+    tuner, clock = make_tuner(params, state_dir, train_split, val_split)
+    search_options = {} if params.strategy == "hyperband" else {"epochs": params.epochs}
+    tuner.search(verbose=0, **search_options)
+    return tuner, clock
+
+
+def trials_table(tuner, clock: SearchClock, params: TuneParams):
+    """One row per trial in the order they ran: hyperparameters, objective, epochs trained, seconds."""
+    import pandas as pd
+
+    names = [dimension.name for dimension in params.space.dimensions]
+    rows = []
+    for trial_id in tuner.oracle.start_order:
+        trial = tuner.oracle.trials[trial_id]
+        values = trial.hyperparameters.values
+        history = trial.metrics.get_history(params.objective) if trial.metrics.exists(params.objective) else []
+        rows.append(
+            {
+                "trial": trial_id,
+                "status": trial.status.lower(),
+                params.objective: trial.score,
+                "epochs": values.get("tuner/epochs", params.epochs) if history else 0,
+                "seconds": clock.seconds.get(trial_id, np.nan),
+                **{name: values.get(name) for name in names},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def best_train_values(tuner, params: TuneParams) -> dict:
+    """The train-section values of the best trial (conv_filters spelled out), as params.yaml takes them."""
+    best = tuner.oracle.get_best_trials(1)
+    if not best:
+        raise PipelineError("tune: no trial finished, so there is no best configuration")
+    values = {dimension.name: best[0].hyperparameters.values[dimension.name] for dimension in params.space.dimensions}
+    section = trial_section(params.space.base, values, params.epochs)
+    keys = [key for key in TUNABLE_TRAIN_KEYS if key in values]
+    if any(key in values for key in FILTER_KEYS):
+        keys.append("conv_filters")
+    return {key: section[key] for key in keys}
+
+
+def main(argv: list[str] | None = None) -> None:
+    def configure(parser):
+        parser.add_argument("--prepared", required=True, type=Path, help="the prepared splits' folder")
+        parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
+        parser.add_argument("--state", required=True, type=Path, help="the search state, kept to resume a search")
+        parser.add_argument("--out", required=True, type=Path, help="output folder: trials, best params, report")
+
+    def work(arguments):
+        params_file = Path(arguments.params)
+        params = TuneParams.load(params_file)
+        split_files = [arguments.prepared / "train.npz", arguments.prepared / "val.npz"]
+        train_split, val_split = (load_prepared(path) for path in split_files)
+        sections = {name: read_section(name, params_file) for name in ("tune", "train")}
+        fingerprint = search_fingerprint(sections["tune"], sections["train"], split_files)
+        if prepare_state(arguments.state, fingerprint):
+            print(f"tune: resuming the search in {arguments.state}")
+        tuner, clock = run_search(params, arguments.state, train_split, val_split)
+        table = trials_table(tuner, clock, params)
+        best = best_train_values(tuner, params)
+        record = lineage(arguments.manifest, sections)
+        with atomic_path(arguments.out) as out_dir:
+            out_dir.mkdir()
+            table.to_csv(out_dir / "trials.csv", index=False)
+            write_best_params(out_dir / "best_params.yaml", best, table, params)
+            (out_dir / "lineage.json").write_text(json.dumps(record, indent=2) + "\n")
+            write_report(out_dir, table, best, params, record)
+        print(f"tune: best {params.objective} {table[params.objective].max():.4f} of {len(table)} trials; "
+              f"{clock.spent / 60:.1f} min of search; {arguments.out / 'best_params.yaml'}")  # fmt: skip
+
+    run_stage("tune", configure, work, argv)
+
+
+def write_best_params(path: Path, best: dict, table, params: TuneParams) -> None:
+    score = table[params.objective].max() if "accuracy" in params.objective else table[params.objective].min()
+    header = (
+        f"# The best of {len(table)} trials of a {params.strategy} search, {params.objective} {score:.4f}.\n"
+        "# Adopt into params.yaml with: python -m pipeline.adopt\n"
+    )
+    path.write_text(header + yaml.safe_dump({"train": best}, sort_keys=False, default_flow_style=None))
+
+
+if __name__ == "__main__":
+    main()

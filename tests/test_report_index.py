@@ -1,0 +1,36 @@
+"""reports/index.html: relative links to the reports that exist, their headline figures and lineage."""
+
+import json
+
+from pipeline.report_index import render_index
+
+LINEAGE = {"git revision": "abc1234", "data": "fashion_mnist sha256:0123", "params": {"train": {"epochs": 3}}}
+
+
+def write_evaluation(reports, flow_run=None):
+    (reports / "evaluate").mkdir(parents=True)
+    (reports / "evaluate" / "report.html").write_text("<html></html>")
+    record = {**LINEAGE, "prefect flow run": flow_run} if flow_run else LINEAGE
+    (reports / "evaluate" / "lineage.json").write_text(json.dumps(record))
+    (reports / "evaluate" / "metrics.json").write_text(json.dumps({"accuracy": 0.9375, "macro_f1": 0.9371}))
+
+
+def test_links_what_exists_with_its_figure_and_lineage(tmp_path):
+    reports = tmp_path / "reports"
+    write_evaluation(reports, flow_run="5f0c-run-id")
+    page = render_index(reports, reports)
+    assert '<a href="evaluate/report.html">Evaluation</a>' in page
+    assert "test accuracy 93.75%, macro F1 0.9371" in page
+    assert "abc1234" in page and "fashion_mnist sha256:0123" in page and "5f0c-run-id" in page
+    assert "train: {&quot;epochs&quot;: 3}" in page
+    # The rest is named but not linked.
+    assert "<h2>Data validation</h2><p>Not produced yet.</p>" in page
+    assert "dvc repro tuning/dvc.yaml" in page
+    assert page.count("<a href=") == 1
+
+
+def test_links_are_relative_to_where_the_page_is_written(tmp_path):
+    reports = tmp_path / "reports"
+    write_evaluation(reports)
+    page = render_index(reports, tmp_path / "published")
+    assert '<a href="../reports/evaluate/report.html">Evaluation</a>' in page
