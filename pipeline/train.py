@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +49,11 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def run_fingerprint(params: TrainParams, data_files: list[Path]) -> str:
-    """Identifies a training run: a checkpoint is resumed only by a run with the same fingerprint."""
-    digest = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode())
+def run_fingerprint(settings, data_files: list[Path]) -> str:
+    """Identifies a run (training, or a search) by its settings (params, or any JSON-able value) and data: an
+    interrupted run's state is resumed only by a run with the same fingerprint."""
+    settings = asdict(settings) if is_dataclass(settings) else settings
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in data_files:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()

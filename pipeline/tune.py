@@ -7,10 +7,8 @@ same search (same tune and train sections, same data) goes on from the last fini
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from pipeline.model import compile_model
 from pipeline.params import read_section
 from pipeline.preprocess import load_prepared
 from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, trial_section
-from pipeline.train import VALIDATION_BATCH, make_dataset, seed_everything
+from pipeline.train import VALIDATION_BATCH, make_dataset, prepare_checkpoint_dir, run_fingerprint, seed_everything
 from pipeline.tuning_report import write_report
 
 PROJECT = "search"  # KerasTuner's folder inside the state folder
@@ -36,24 +34,6 @@ TUNER_CLASSES = {
     "bayesian": "BayesianOptimization",
     "hyperband": "Hyperband",
 }
-
-
-def search_fingerprint(tune_section: dict, train_section: dict, data_files: list[Path]) -> str:
-    digest = hashlib.sha256(json.dumps([tune_section, train_section], sort_keys=True).encode())
-    for path in data_files:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()
-
-
-def prepare_state(state_dir: Path, fingerprint: str) -> bool:
-    """Keep the state of an interrupted identical search, drop any other; True when resuming."""
-    marker = state_dir / "fingerprint"
-    resuming = marker.is_file() and marker.read_text() == fingerprint
-    if not resuming:
-        shutil.rmtree(state_dir, ignore_errors=True)
-        state_dir.mkdir(parents=True)
-        marker.write_text(fingerprint)
-    return resuming
 
 
 class SearchClock:
@@ -194,8 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         split_files = [arguments.prepared / "train.npz", arguments.prepared / "val.npz"]
         train_split, val_split = (load_prepared(path) for path in split_files)
         sections = {name: read_section(name, params_file) for name in ("tune", "train")}
-        fingerprint = search_fingerprint(sections["tune"], sections["train"], split_files)
-        if prepare_state(arguments.state, fingerprint):
+        # The state folder is kept the way the train stage keeps its checkpoint: only for the same search.
+        if prepare_checkpoint_dir(arguments.state, run_fingerprint(sections, split_files)):
             print(f"tune: resuming the search in {arguments.state}")
         tuner, clock = run_search(params, arguments.state, train_split, val_split)
         table = trials_table(tuner, clock, params)
