@@ -31,12 +31,20 @@ def table(rows: list[list], header: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def lineage_header(record: dict) -> str:
+def lineage_list(record: dict) -> str:
+    """A lineage record as a definition list; params one line per section."""
     items = []
     for key, value in record.items():
-        shown = json.dumps(value, indent=1, sort_keys=True) if isinstance(value, dict) else str(value)
+        if isinstance(value, dict):
+            shown = "\n".join(f"{name}: {json.dumps(part, sort_keys=True)}" for name, part in value.items())
+        else:
+            shown = str(value)
         items.append(f"<dt>{html.escape(key)}</dt><dd>{html.escape(shown)}</dd>")
-    return f"<header><dl>{''.join(items)}</dl></header>"
+    return f"<dl>{''.join(items)}</dl>"
+
+
+def lineage_header(record: dict) -> str:
+    return f"<header>{lineage_list(record)}</header>"
 
 
 def page(title: str, lineage: dict, sections: list[tuple[str, str]]) -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.cli import run_stage
 from pipeline.files import atomic_path
-from pipeline.report import STYLE
+from pipeline.report import STYLE, lineage_list
 
 
 @dataclass(frozen=True)
@@ -100,17 +100,6 @@ def relative_link(target: Path, page_dir: Path) -> str:
     return html.escape(Path(os.path.relpath(target, page_dir)).as_posix())
 
 
-def lineage_list(record: dict) -> str:
-    items = []
-    for key, value in record.items():
-        if key == "params":
-            shown = "; ".join(f"{section}: {json.dumps(params, sort_keys=True)}" for section, params in value.items())
-        else:
-            shown = str(value)
-        items.append(f"<dt>{html.escape(key)}</dt><dd>{html.escape(shown)}</dd>")
-    return f"<dl>{''.join(items)}</dl>"
-
-
 def render_index(reports_dir: Path, page_dir: Path) -> str:
     """The page, with its links relative to `page_dir`, the folder it is written to."""
     figures = headline(reports_dir)
@@ -140,7 +129,7 @@ section { border: 1px solid #dde; border-radius: 6px; padding: 0.3rem 1.2rem 0.8
 .figure { font-weight: 600; }
 dl { background: #f3f5f8; padding: 0.5rem 1rem; font-size: 0.9em; }
 dt { font-weight: 600; float: left; clear: left; width: 11rem; }
-dd { margin-left: 11rem; font-family: monospace; overflow-wrap: anywhere; }
+dd { margin-left: 11rem; font-family: monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 
 
