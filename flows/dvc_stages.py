@@ -78,7 +78,8 @@ def reproduce_stage(
 
 def failure_message(stage: str, lines: list[str], exit_code: int) -> str:
     """The stage's own `<stage>: error: ...` line; failing that, DVC's last error; failing that, the exit code."""
-    for prefix in (f"{stage}: error:", "ERROR:"):
+    # A stage of another dvc.yaml is addressed as `path/dvc.yaml:name`; its error line starts with the name.
+    for prefix in (f"{stage.rsplit(':', 1)[-1]}: error:", "ERROR:"):
         matching = [line.strip() for line in lines if line.strip().startswith(prefix)]
         if matching:
             return matching[-1]
@@ -91,9 +92,12 @@ def has_commit(workspace: Path) -> bool:
 
 
 def save_experiment(workspace: Path, name: str) -> None:
-    """Record the workspace (params, dvc.lock, metrics) as DVC experiment `name`, replacing one of that name."""
+    """Record the workspace (params, dvc.lock, metrics) as DVC experiment `name`, replacing one of that name.
+
+    Only the main pipeline's outputs are saved: the search of tuning/dvc.yaml may never have run.
+    """
     result = subprocess.run(
-        dvc_command("exp", "save", "--force", "--name", name),
+        dvc_command("exp", "save", "--force", "--name", name, "dvc.yaml"),
         cwd=workspace,
         env=stage_environment(),
         capture_output=True,

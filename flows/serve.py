@@ -1,4 +1,4 @@
-"""Register the scheduled deployments with the Prefect server and run their flow runs from this process.
+"""Register the deployments (two scheduled, one on demand) with the Prefect server and run their flow runs here.
 
     prefect server start                                  # in one terminal (SQLite under .prefect/)
     export PREFECT_API_URL=http://127.0.0.1:4200/api      # in another, from the repository root
@@ -20,6 +20,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows.monitoring import drift_monitor
 from flows.training import training_pipeline
+from flows.tuning import tuning_pipeline
 
 # Cron expressions in UTC.
 TRAINING_SCHEDULE = "0 3 * * 1"  # weekly, Monday 03:00
@@ -42,6 +43,13 @@ def deployments(batch: str | None = None) -> list[RunnerDeployment]:
             description="Checks a batch of images for drift against the reference; retrains on drift.",
             tags=["fashion-mnist", "monitoring"],
             parameters={"batch": batch} if batch else {},
+            concurrency_limit=1,
+        ),
+        # No schedule: a search takes up to tune.max_minutes; started by hand or from the UI.
+        tuning_pipeline.to_deployment(
+            name="tuning-pipeline",
+            description="Tunes, trains the best configuration as a challenger, promotes it if it beats the model.",
+            tags=["fashion-mnist", "tuning"],
             concurrency_limit=1,
         ),
     ]

@@ -178,6 +178,15 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
 
 
 @pytest.fixture(scope="session")
+def prefect_backend():
+    """One temporary Prefect server (SQLite) for every flow run of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
 def default_pipeline(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """`dvc repro` with the default params on the real data, in a fresh copy of the repository (minutes: it trains
     the default model); its workspace and output are shared by the end-to-end, predict and browser tests."""

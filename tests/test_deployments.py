@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 TRAINING = "training-pipeline/training-pipeline"
 DRIFT_MONITOR = "drift-monitor/drift-monitor"
+TUNING = "tuning-pipeline/tuning-pipeline"
 
 
 def free_port() -> int:
@@ -109,8 +110,11 @@ def served(prefect_server, tmp_path_factory):
 
 
 def read_training_deployment():
+    """The training deployment, once flows.serve has registered all three (one after the other)."""
     with get_client(sync_client=True) as client:
         try:
+            client.read_deployment_by_name(DRIFT_MONITOR)
+            client.read_deployment_by_name(TUNING)
             return client.read_deployment_by_name(TRAINING)
         except ObjectNotFound:
             return None
@@ -129,6 +133,12 @@ def test_drift_monitor_deployment_runs_daily(served):
         deployment = client.read_deployment_by_name(DRIFT_MONITOR)
     [schedule] = deployment.schedules
     assert schedule.active and schedule.schedule.cron == "0 6 * * *"  # daily 06:00 UTC, as the README says
+
+
+def test_tuning_deployment_runs_on_demand_only(served):
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(TUNING)
+    assert deployment.schedules == [] and deployment.global_concurrency_limit.limit == 1
 
 
 def test_server_creates_the_scheduled_runs(served):

@@ -7,7 +7,6 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.dvc_stages import StageFailed, pipeline_stages
 from flows.monitoring import drift_monitor
@@ -15,13 +14,6 @@ from flows.training import training_pipeline
 from tests.conftest import FAST_REAL_TRAIN, scratch_workspace
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def prefect_backend():
-    """One temporary Prefect server (SQLite) for every flow run of the session."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 # The workspace's own params train a fast model (a retraining run uses them); runs override the epochs.

@@ -1,0 +1,126 @@
+"""The tuning pipeline as a Prefect flow: search, train the best configuration as a challenger, and promote it only
+if it beats the model in use on the test set (champion/challenger).
+
+The challenger trains as a DVC experiment in a temporary copy of the workspace (`dvc exp run --temp`), so the model
+in use and its reports stay in place while it trains. Promoting saves the champion as an experiment first and then
+applies the challenger's (`dvc exp apply`): params.yaml gets the tuned values, and the workspace the new model and
+reports. `dvc exp apply <champion experiment>` brings the previous ones back. Run once with `python -m flows.tuning`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows.dvc_stages import StageFailed, dvc_command, failure_message, has_commit, save_experiment, stage_environment
+from flows.summary import EVALUATION_METRICS, read_metrics
+from flows.training import WORKSPACE, run_stage, training_pipeline
+from pipeline.adopt import read_best
+from pipeline.errors import PipelineError
+
+TUNE_STAGE = "tuning/dvc.yaml:tune"
+BEST_PARAMS = Path("reports/tune/best_params.yaml")
+COMPARED = ("accuracy", "macro_f1", "loss")
+
+
+def run_dvc(workspace: Path, arguments: list[str], what: str, echo=print) -> list[str]:
+    """A DVC command in the workspace, its output passed line by line to `echo`; a failure raises StageFailed."""
+    process = subprocess.Popen(
+        dvc_command(*arguments), cwd=workspace, env=stage_environment(flow_run.id),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines = [line.rstrip() for line in process.stdout]
+    for line in lines:
+        echo(line)
+    if process.wait() != 0:
+        raise StageFailed(failure_message(what, lines, process.returncode))
+    return lines
+
+
+def experiment_metrics(workspace: Path, name: str) -> dict:
+    import dvc.api
+
+    # The target is resolved against the current directory, not the repository.
+    return dvc.api.metrics_show(str(workspace.resolve() / EVALUATION_METRICS), repo=str(workspace), rev=name)
+
+
+@task(cache_policy=NO_CACHE)
+def train_challenger(workspace: str, best: dict, name: str) -> dict:
+    """Train and evaluate the tuned train params as DVC experiment `name`, off to the side; returns its metrics."""
+    logger = get_run_logger()
+    assignments = [item for key, value in best.items() for item in ("-S", f"train.{key}={json.dumps(value)}")]
+    run_dvc(Path(workspace), ["exp", "run", "--temp", "--name", name, *assignments], "exp run", logger.info)
+    return experiment_metrics(Path(workspace), name)
+
+
+@task(cache_policy=NO_CACHE)
+def promote(workspace: str, challenger: str, champion: str) -> None:
+    """Keep the model in use as experiment `champion`, then make the challenger's params, model and reports current."""
+    root = Path(workspace)
+    save_experiment(root, champion)
+    run_dvc(root, ["exp", "apply", challenger], "exp apply", get_run_logger().info)
+
+
+def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: dict, names: dict[str, str]) -> str:
+    rows = []
+    for metric in COMPARED:
+        old, new = champion[metric], challenger[metric]
+        rows.append(f"| {metric} | {old:.4f} | {new:.4f} | {new - old:+.4f} |")
+    tuned = "\n".join(f"- `train.{key}`: `{value}`" for key, value in best.items())
+    if promoted:
+        kept = names["champion_experiment"]
+        verdict = "**Promoted**: the challenger's test accuracy beats the model in use's. The previous model"
+        verdict += f" is kept as experiment `{kept}` (`dvc exp apply {kept}` restores it)."
+    else:
+        kept = names["challenger_experiment"]
+        verdict = "**Kept the model in use**: the challenger does not beat its test accuracy. The challenger"
+        verdict += f" is experiment `{kept}` (`dvc exp apply {kept}` uses it anyway)."
+    table = "| metric | in use | challenger | change |\n|---|---|---|---|\n" + "\n".join(rows)
+    return f"# Tuning decision\n\n{verdict}\n\n{table}\n\nTuned train params:\n{tuned}\n"
+
+
+@flow(name="tuning-pipeline")
+def tuning_pipeline(workspace: str = str(WORKSPACE)) -> dict:
+    """Tune, train the best configuration as a challenger, and promote it only if it beats the model in use."""
+    root = Path(workspace)
+    if not has_commit(root):
+        raise PipelineError(f"{root}: the challenger trains as a DVC experiment, which needs a git commit")
+    training_pipeline(workspace=workspace)  # the champion, up to date
+    run_stage(TUNE_STAGE, workspace)
+    best = read_best(root / BEST_PARAMS)
+    champion = read_metrics(root)
+    names = {"challenger_experiment": f"challenger-{flow_run.name}", "champion_experiment": f"champion-{flow_run.name}"}
+    challenger = train_challenger(workspace, best, names["challenger_experiment"])
+    promoted = challenger["accuracy"] > champion["accuracy"]
+    if promoted:
+        promote(workspace, names["challenger_experiment"], names["champion_experiment"])
+    create_markdown_artifact(
+        key="tuning-decision",
+        markdown=decision_markdown(promoted, champion, challenger, best, names),
+        description="Champion or challenger: the test metrics of both and the decision.",
+    )
+    return {"promoted": promoted, "champion": champion, "challenger": challenger, "tuned": best, **names}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.tuning", description=tuning_pipeline.__doc__)
+    parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
+    arguments = parser.parse_args(argv)
+    try:
+        result = tuning_pipeline(workspace=arguments.workspace)
+    except (StageFailed, PipelineError) as error:
+        print(f"tuning-pipeline: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"tuning-pipeline: {'promoted' if result['promoted'] else 'kept the model in use'}")
+
+
+if __name__ == "__main__":
+    main()
