@@ -159,6 +159,7 @@ class TuneParams:
     hyperband_factor: int
     max_minutes: float
     seed: int
+    workers: int
     space: SearchSpace
 
     @classmethod
@@ -172,6 +173,7 @@ class TuneParams:
             hyperband_factor=reader.number("hyperband_factor", integer=True, minimum=2),
             max_minutes=reader.number("max_minutes", above=0),
             seed=reader.number("seed", integer=True, minimum=0),
+            workers=reader.number("workers", integer=True, minimum=1),
             space=load_space(reader.value("space", dict, "a mapping"), read_section("train", path), path),
         )
         reader.finish()

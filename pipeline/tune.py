@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from pipeline.params import read_section
 from pipeline.preprocess import load_prepared
 from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, trial_section
 from pipeline.train import VALIDATION_BATCH, make_dataset, prepare_checkpoint_dir, run_fingerprint, seed_everything
+from pipeline.tune_workers import run_distributed
 from pipeline.tuning_report import write_report
 
 PROJECT = "search"  # KerasTuner's folder inside the state folder
@@ -37,24 +41,43 @@ TUNER_CLASSES = {
 
 
 class SearchClock:
-    """Search time over all runs of one search, from each finished trial's duration (kept in the state folder)."""
+    """Search time over all runs of one search: each finished trial's duration, one file per trial in the state
+    folder (parallel workers write their own). Parallel trials overlap, so the time spent is the busiest worker's."""
 
     def __init__(self, state_dir: Path, budget_seconds: float):
-        self.path = state_dir / "trial_seconds.json"
+        self.folder = state_dir / "trial_seconds"
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.budget_seconds = budget_seconds
-        self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
     def record(self, trial_id: str, seconds: float) -> None:
-        self.seconds[trial_id] = round(seconds, 2)
-        self.path.write_text(json.dumps(self.seconds, indent=1))
+        record = {"worker": worker_id(), "seconds": round(seconds, 2)}
+        (self.folder / f"{trial_id}.json").write_text(json.dumps(record))
+
+    def records(self) -> dict[str, dict]:
+        return {path.stem: json.loads(path.read_text()) for path in sorted(self.folder.glob("*.json"))}
 
     @property
     def spent(self) -> float:
-        return sum(self.seconds.values())
+        per_worker: dict[str, float] = {}
+        for record in self.records().values():
+            per_worker[record["worker"]] = per_worker.get(record["worker"], 0.0) + record["seconds"]
+        return max(per_worker.values(), default=0.0)
 
     @property
     def exhausted(self) -> bool:
         return self.spent >= self.budget_seconds
+
+
+def worker_id() -> str:
+    """This process's name in a distributed search (see pipeline/tune_workers.py), or "main" in a single one."""
+    return os.environ.get("KERASTUNER_TUNER_ID", "main")
+
+
+def stop_when_spent(oracle, clock: SearchClock) -> None:
+    """In a distributed search the chief's oracle hands out every worker's trials: close it once time is up."""
+    while not clock.exhausted:
+        time.sleep(5)
+    oracle.max_trials = len(oracle.trials)
 
 
 def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
@@ -113,7 +136,9 @@ def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
         max_consecutive_failed_trials=3,
         **options,
     )
-    if clock.exhausted:
+    if worker_id() == "chief":
+        threading.Thread(target=stop_when_spent, args=(tuner.oracle, clock), daemon=True).start()
+    elif clock.exhausted:
         tuner.oracle.max_trials = len(tuner.oracle.trials)
     return tuner, clock
 
@@ -130,6 +155,7 @@ def trials_table(tuner, clock: SearchClock, params: TuneParams):
     import pandas as pd
 
     names = [dimension.name for dimension in params.space.dimensions]
+    records = clock.records()
     rows = []
     for trial_id in tuner.oracle.start_order:
         trial = tuner.oracle.trials[trial_id]
@@ -141,7 +167,8 @@ def trials_table(tuner, clock: SearchClock, params: TuneParams):
                 "status": trial.status.lower(),
                 params.objective: trial.score,
                 "epochs": values.get("tuner/epochs", params.epochs) if history else 0,
-                "seconds": clock.seconds.get(trial_id, np.nan),
+                "seconds": records.get(trial_id, {}).get("seconds", np.nan),
+                "worker": records.get(trial_id, {}).get("worker", ""),
                 **{name: values.get(name) for name in names},
             }
         )
@@ -173,24 +200,36 @@ def main(argv: list[str] | None = None) -> None:
         params = TuneParams.load(params_file)
         split_files = [arguments.prepared / "train.npz", arguments.prepared / "val.npz"]
         train_split, val_split = (load_prepared(path) for path in split_files)
+        if worker_id() != "main":  # a chief or worker process of a distributed search: search, nothing else
+            run_search(params, arguments.state, train_split, val_split)
+            return
         sections = {name: read_section(name, params_file) for name in ("tune", "train")}
-        # The state folder is kept the way the train stage keeps its checkpoint: only for the same search.
-        if prepare_checkpoint_dir(arguments.state, run_fingerprint(sections, split_files)):
+        # The state folder is kept the way the train stage keeps its checkpoint: only for the same search. How
+        # many workers run it does not change the search.
+        search = {**sections, "tune": {key: value for key, value in sections["tune"].items() if key != "workers"}}
+        if prepare_checkpoint_dir(arguments.state, run_fingerprint(search, split_files)):
             print(f"tune: resuming the search in {arguments.state}")
-        tuner, clock = run_search(params, arguments.state, train_split, val_split)
-        table = trials_table(tuner, clock, params)
-        best = best_train_values(tuner, params)
-        record = lineage(arguments.manifest, sections)
-        with atomic_path(arguments.out) as out_dir:
-            out_dir.mkdir()
-            table.to_csv(out_dir / "trials.csv", index=False)
-            write_best_params(out_dir / "best_params.yaml", best, table, params)
-            (out_dir / "lineage.json").write_text(json.dumps(record, indent=2) + "\n")
-            write_report(out_dir, table, best, params, record)
-        print(f"tune: best {params.objective} {table[params.objective].max():.4f} of {len(table)} trials; "
-              f"{clock.spent / 60:.1f} min of search; {arguments.out / 'best_params.yaml'}")  # fmt: skip
+        if params.workers > 1:
+            run_distributed([sys.executable, "-m", "pipeline.tune", *(argv or sys.argv[1:])], params.workers)
+            tuner, clock = make_tuner(params, arguments.state, train_split, val_split)  # reads the finished search
+        else:
+            tuner, clock = run_search(params, arguments.state, train_split, val_split)
+        write_outputs(arguments.out, tuner, clock, params, lineage(arguments.manifest, sections))
 
     run_stage("tune", configure, work, argv)
+
+
+def write_outputs(out: Path, tuner, clock: SearchClock, params: TuneParams, record: dict) -> None:
+    table = trials_table(tuner, clock, params)
+    best = best_train_values(tuner, params)
+    with atomic_path(out) as out_dir:
+        out_dir.mkdir()
+        table.to_csv(out_dir / "trials.csv", index=False)
+        write_best_params(out_dir / "best_params.yaml", best, table, params)
+        (out_dir / "lineage.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_report(out_dir, table, best, params, record)
+    print(f"tune: best {params.objective} {table[params.objective].max():.4f} of {len(table)} trials; "
+          f"{clock.spent / 60:.1f} min of search; {out / 'best_params.yaml'}")  # fmt: skip
 
 
 def write_best_params(path: Path, best: dict, table, params: TuneParams) -> None:

@@ -188,3 +188,12 @@ def test_adopting_a_bad_best_file_leaves_params_yaml_as_it_was(tmp_path, best, m
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("adopt: error: ") and message in line
     assert params_file.read_text() == (REPO_ROOT / "params.yaml").read_text()
+
+
+def test_two_workers_share_one_search(search_dir):
+    write_tune_params(search_dir, strategy="random", max_trials=6, workers=2)
+    run_tune(search_dir)
+    trials = pd.read_csv(search_dir / "out" / "trials.csv")
+    assert len(trials) == 6 and (trials["status"] == "completed").all()
+    assert sorted(set(trials["worker"])) == ["tuner0", "tuner1"]  # both workers trained trials of the one search
+    assert trials[["learning_rate", "dense_units", "conv_blocks"]].notna().all().all()
