@@ -56,8 +56,24 @@ def reproduce_stage(
 ) -> StageRun:
     """`dvc repro --single-item <stage>`, its output passed line by line to `echo` as it comes."""
     start = time.perf_counter()
+    lines = run_dvc(["repro", "--single-item", stage], workspace, stage, flow_run_id, echo)
+    ran = any(line.startswith(f"Running stage '{stage}'") for line in lines)
+    return StageRun(stage=stage, ran=ran, seconds=round(time.perf_counter() - start, 2))
+
+
+def run_dvc(
+    arguments: list[str],
+    workspace: Path,
+    what: str,
+    flow_run_id: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[str]:
+    """A DVC command in the workspace, its non-empty output lines passed to `echo` as they come and returned.
+
+    A non-zero exit raises StageFailed with the one line that says why (see `failure_message`, `what` naming
+    the stage or command)."""
     process = subprocess.Popen(
-        dvc_command("repro", "--single-item", stage),
+        dvc_command(*arguments),
         cwd=workspace,
         env=stage_environment(flow_run_id),
         stdout=subprocess.PIPE,
@@ -71,9 +87,8 @@ def reproduce_stage(
             lines.append(line)
             echo(line)
     if process.wait() != 0:
-        raise StageFailed(failure_message(stage, lines, process.returncode))
-    ran = any(line.startswith(f"Running stage '{stage}'") for line in lines)
-    return StageRun(stage=stage, ran=ran, seconds=round(time.perf_counter() - start, 2))
+        raise StageFailed(failure_message(what, lines, process.returncode))
+    return lines
 
 
 def failure_message(stage: str, lines: list[str], exit_code: int) -> str:

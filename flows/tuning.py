@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.dvc_stages import StageFailed, dvc_command, failure_message, has_commit, save_experiment, stage_environment
+from flows.dvc_stages import StageFailed, has_commit, run_dvc, save_experiment
 from flows.summary import EVALUATION_METRICS, read_metrics
 from flows.training import WORKSPACE, run_stage, training_pipeline
 from pipeline.adopt import read_best
@@ -29,20 +28,6 @@ from pipeline.errors import PipelineError
 TUNE_STAGE = "tuning/dvc.yaml:tune"
 BEST_PARAMS = Path("reports/tune/best_params.yaml")
 COMPARED = ("accuracy", "macro_f1", "loss")
-
-
-def run_dvc(workspace: Path, arguments: list[str], what: str, echo=print) -> list[str]:
-    """A DVC command in the workspace, its output passed line by line to `echo`; a failure raises StageFailed."""
-    process = subprocess.Popen(
-        dvc_command(*arguments), cwd=workspace, env=stage_environment(flow_run.id),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines = [line.rstrip() for line in process.stdout]
-    for line in lines:
-        echo(line)
-    if process.wait() != 0:
-        raise StageFailed(failure_message(what, lines, process.returncode))
-    return lines
 
 
 def experiment_metrics(workspace: Path, name: str) -> dict:
@@ -57,7 +42,9 @@ def train_challenger(workspace: str, best: dict, name: str) -> dict:
     """Train and evaluate the tuned train params as DVC experiment `name`, off to the side; returns its metrics."""
     logger = get_run_logger()
     assignments = [item for key, value in best.items() for item in ("-S", f"train.{key}={json.dumps(value)}")]
-    run_dvc(Path(workspace), ["exp", "run", "--temp", "--name", name, *assignments], "exp run", logger.info)
+    run_dvc(
+        ["exp", "run", "--temp", "--name", name, *assignments], Path(workspace), "exp run", flow_run.id, logger.info
+    )
     return experiment_metrics(Path(workspace), name)
 
 
@@ -66,7 +53,7 @@ def promote(workspace: str, challenger: str, champion: str) -> None:
     """Keep the model in use as experiment `champion`, then make the challenger's params, model and reports current."""
     root = Path(workspace)
     save_experiment(root, champion)
-    run_dvc(root, ["exp", "apply", challenger], "exp apply", get_run_logger().info)
+    run_dvc(["exp", "apply", challenger], root, "exp apply", flow_run.id, get_run_logger().info)
 
 
 def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: dict, names: dict[str, str]) -> str:
