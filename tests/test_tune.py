@@ -9,9 +9,8 @@ import pytest
 import yaml
 
 from pipeline.errors import PipelineError
-from pipeline.preprocess import save_arrays
 from pipeline.search_space import TuneParams
-from tests.conftest import REPO_ROOT, TINY_TRAIN, set_keys, square_images, write_manifest
+from tests.conftest import REPO_ROOT, TINY_TRAIN, set_keys, write_manifest
 
 TINY_SPACE = {
     "learning_rate": [0.003, 0.01],
@@ -21,11 +20,8 @@ TINY_SPACE = {
 
 
 @pytest.fixture
-def search_dir(tmp_path):
-    """Square-task splits, a manifest and params with a tiny train section and search."""
-    (tmp_path / "prepared").mkdir()
-    for name, count, seed in (("train", 200, 1), ("val", 50, 2)):
-        save_arrays(tmp_path / "prepared" / f"{name}.npz", *square_images(count, seed))
+def search_dir(tmp_path, prepared_dir):
+    """conftest's square-task splits (in tmp_path/prepared) and a manifest beside them."""
     (tmp_path / "raw").mkdir()
     write_manifest(tmp_path / "raw")
     return tmp_path
