@@ -25,6 +25,12 @@ def build_model(params: TrainParams):
     if params.augment_max_shift:
         shift = params.augment_max_shift
         x = layers.RandomTranslation(shift, shift, fill_mode="constant", name="augment_shift")(x)
+    if params.augment_erasing:
+        # Random erasing (Zhong et al., 2017): a rectangle of up to a third of the image replaced by noise, in
+        # this share of the training images. A (p, p) factor is a fixed probability; a lone p would draw one
+        # from [0, p] for each image.
+        probability = params.augment_erasing
+        x = layers.RandomErasing((probability, probability), value_range=(0, 1), name="augment_erasing")(x)
     pooling = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D}[params.pooling]
     for block, filters in enumerate(params.conv_filters, start=1):
         for conv in range(1, params.convs_per_block + 1):

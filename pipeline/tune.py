@@ -185,7 +185,11 @@ def best_train_values(tuner, params: TuneParams) -> dict:
     keys = [key for key in TUNABLE_TRAIN_KEYS if key in values]
     if any(key in values for key in FILTER_KEYS):
         keys.append("conv_filters")
-    return {key: section[key] for key in keys}
+    best_values = {key: section[key] for key in keys}
+    if params.final_epochs is not None:
+        # Short trials rank configurations; the adopted one trains to convergence.
+        best_values["epochs"] = params.final_epochs
+    return best_values
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ TUTORIAL = replace(
     dense_dropout=0.0,
     augment_flip=False,
     augment_max_shift=0.0,
+    augment_erasing=0.0,
     optimizer="adam",
     learning_rate=1e-4,
     lr_schedule="constant",
@@ -57,6 +58,7 @@ def test_tutorial_params_build_the_tutorial_model():
         dict(conv_filters=(16,), convs_per_block=2, pooling="average"),
         dict(conv_filters=(8, 16, 32), kernel_size=5, batch_norm=True, conv_dropout=0.2),
         dict(conv_filters=(8, 8, 8, 8), activation="gelu", dense_dropout=0.5, augment_flip=True, augment_max_shift=0.2),
+        dict(conv_filters=(8, 16), convs_per_block=2, augment_erasing=0.5),
         dict(batch_norm=False, conv_dropout=0.0, dense_dropout=0.0, augment_flip=False, augment_max_shift=0.0),
     ],
 )
@@ -70,6 +72,7 @@ def test_model_follows_its_params(changes):
     assert types.count("Dropout") == (1 if params.dense_dropout else 0)
     assert ("RandomFlip" in types) == params.augment_flip
     assert ("RandomTranslation" in types) == bool(params.augment_max_shift)
+    assert ("RandomErasing" in types) == bool(params.augment_erasing)
     assert ("AveragePooling2D" in types) == (params.pooling == "average")
     convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
     assert [layer.filters for layer in convs][:: params.convs_per_block] == list(params.conv_filters)
@@ -85,6 +88,16 @@ def test_model_takes_raw_uint8_images_and_scales_them_itself():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     scaled = model.get_layer("scale_to_unit")(images.astype("float32"))
     assert float(np.max(scaled)) <= 1.0
+
+
+def test_random_erasing_changes_training_images_only():
+    layer = build_model(replace(TUTORIAL, augment_erasing=0.9)).get_layer("augment_erasing")
+    images = np.full((64, 28, 28, 1), 0.5, dtype="float32")
+    erased = np.asarray(layer(images, training=True))
+    changed = (erased != images).reshape(64, -1).any(axis=1)
+    assert 0.7 < changed.mean() < 1.0  # about nine in ten images, each with one rectangle
+    assert (erased != images).reshape(64, -1).mean(axis=1).max() < 0.6
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
 
 
 def test_flip_averaging_predicts_the_mean_of_image_and_mirror_image(tmp_path):

@@ -78,6 +78,23 @@ def test_grid_search_tries_each_combination_once(search_dir):
     assert len(trials) == len(combinations) == 8
 
 
+def test_the_best_configuration_trains_for_final_epochs(search_dir):
+    space = {**TINY_SPACE, "augment_erasing": [0.0, 0.3]}
+    write_tune_params(search_dir, strategy="random", max_trials=2, final_epochs=7, space=space)
+    run_tune(search_dir)
+    trials = pd.read_csv(search_dir / "out" / "trials.csv")
+    assert (trials["epochs"] == 2).all()  # the trials themselves ran tune.epochs
+    best = yaml.safe_load((search_dir / "out" / "best_params.yaml").read_text())["train"]
+    assert best["epochs"] == 7 and best["augment_erasing"] in (0.0, 0.3)
+
+
+def test_final_epochs_must_be_a_whole_number_or_null(tmp_path):
+    with pytest.raises(PipelineError, match=r"tune\.final_epochs must be a whole number of epochs >= 1, or null"):
+        TuneParams.load(write_tune_params(tmp_path, final_epochs=0))
+    with pytest.raises(PipelineError, match=r"tune\.final_epochs must be a whole number of epochs >= 1, or null"):
+        TuneParams.load(write_tune_params(tmp_path, final_epochs=2.5))
+
+
 def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_dir):
     write_tune_params(search_dir, strategy="random", max_trials=4)
     process = subprocess.Popen(tune_command(search_dir), stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
