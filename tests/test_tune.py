@@ -30,7 +30,7 @@ def search_dir(tmp_path, prepared_dir):
 def write_tune_params(directory, **tune):
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     set_keys(params, TINY_TRAIN)
-    params["tune"].update({"max_trials": 3, "epochs": 2, "space": TINY_SPACE, **tune})
+    params["tune"].update({"max_trials": 3, "epochs": 2, "final_epochs": None, "space": TINY_SPACE, **tune})
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

@@ -16,6 +16,7 @@ TINY_SEARCH = {
     "tune.strategy": "random",
     "tune.max_trials": 2,
     "tune.epochs": 1,
+    "tune.final_epochs": None,  # the challenger trains for FAST_REAL_TRAIN's epochs
     "tune.space": {"dense_units": [16, 64], "learning_rate": [0.001, 0.003]},
 }
 
