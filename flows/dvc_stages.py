@@ -87,18 +87,19 @@ def run_dvc(
             lines.append(line)
             echo(line)
     if process.wait() != 0:
-        raise StageFailed(failure_message(what, lines, process.returncode))
+        raise StageFailed(failure_message(what, lines, process.returncode, arguments))
     return lines
 
 
-def failure_message(stage: str, lines: list[str], exit_code: int) -> str:
-    """The stage's own `<stage>: error: ...` line; failing that, DVC's last error; failing that, the exit code."""
+def failure_message(stage: str, lines: list[str], exit_code: int, arguments: list[str]) -> str:
+    """The stage's own `<stage>: error: ...` line; failing that, DVC's last error; failing that, the DVC command
+    (`arguments`) and its exit code."""
     # A stage of another dvc.yaml is addressed as `path/dvc.yaml:name`; its error line starts with the name.
     for prefix in (f"{stage.rsplit(':', 1)[-1]}: error:", "ERROR:"):
         matching = [line.strip() for line in lines if line.strip().startswith(prefix)]
         if matching:
             return matching[-1]
-    return f"dvc repro --single-item {stage} exited with code {exit_code}"
+    return f"dvc {' '.join(arguments)} exited with code {exit_code}"
 
 
 def has_commit(workspace: Path) -> bool:
@@ -111,12 +112,14 @@ def save_experiment(workspace: Path, name: str) -> None:
 
     Only the main pipeline's outputs are saved: the search of tuning/dvc.yaml may never have run.
     """
+    arguments = ["exp", "save", "--force", "--name", name, "dvc.yaml"]
     result = subprocess.run(
-        dvc_command("exp", "save", "--force", "--name", name, "dvc.yaml"),
+        dvc_command(*arguments),
         cwd=workspace,
         env=stage_environment(),
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        raise StageFailed(failure_message("exp save", (result.stdout + result.stderr).splitlines(), result.returncode))
+        output = (result.stdout + result.stderr).splitlines()
+        raise StageFailed(failure_message("exp save", output, result.returncode, arguments))

@@ -73,9 +73,15 @@ def test_a_failed_stage_is_reported_by_its_own_error_line():
         "validate: error: train: expect_table_row_count_to_equal failed",
         "ERROR: failed to reproduce 'validate': failed to run: python -m pipeline.validate, exited with 1",
     ]
-    assert failure_message("validate", lines, 1) == "validate: error: train: expect_table_row_count_to_equal failed"
-    assert failure_message("train", lines, 1).startswith("ERROR: failed to reproduce 'validate'")
-    assert failure_message("train", [], 255) == "dvc repro --single-item train exited with code 255"
+    repro_train = ["repro", "--single-item", "train"]
+    assert (
+        failure_message("validate", lines, 1, repro_train)
+        == "validate: error: train: expect_table_row_count_to_equal failed"
+    )
+    assert failure_message("train", lines, 1, repro_train).startswith("ERROR: failed to reproduce 'validate'")
+    assert failure_message("train", [], 255, repro_train) == "dvc repro --single-item train exited with code 255"
+    apply = ["exp", "apply", "challenger-1"]
+    assert failure_message("exp apply", [], 1, apply) == "dvc exp apply challenger-1 exited with code 1"
 
 
 @pytest.fixture
