@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 
 
-def _pyplot():
+def headless_pyplot():
+    """matplotlib.pyplot drawing into files only, on any machine (no display needed)."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only, no display
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -19,7 +20,7 @@ def _pyplot():
 
 def save_sample_pictures(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out_dir: Path) -> None:
     """The tutorial's two pictures: one image with a colour bar, and a 5x5 grid labelled with class names."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     figure, axis = plt.subplots(figsize=(4, 4))
     shown = axis.imshow(images[0, :, :, 0], cmap="gray")
     figure.colorbar(shown, ax=axis)
@@ -40,7 +41,7 @@ def save_sample_pictures(images: np.ndarray, labels: np.ndarray, class_names: tu
 
 def save_learning_curve(history: pd.DataFrame, path: Path) -> None:
     """The tutorial's learning curve (train vs validation loss), with accuracy beside it."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
         axis.plot(history["epoch"], history[metric], marker="o", markersize=3, label=f"train {metric}")
@@ -58,7 +59,7 @@ def save_learning_curve(history: pd.DataFrame, path: Path) -> None:
 
 def save_confusion_matrix(matrix: np.ndarray, class_names: tuple[str, ...], path: Path) -> None:
     """Counts and row-normalised rates (recall on the diagonal), side by side, with class names."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(1, 2, figsize=(17, 7.5))
     for axis, values, title, text in (
@@ -83,7 +84,7 @@ def save_confusion_matrix(matrix: np.ndarray, class_names: tuple[str, ...], path
 
 def save_gallery(images: np.ndarray, captions: list[str], path: Path, columns: int = 8) -> None:
     """A grid of images with a caption under each."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     rows = max(1, int(np.ceil(len(images) / columns)))
     figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.4 * rows), squeeze=False)
     for index, axis in enumerate(axes.flat):

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.plots import _pyplot
+from pipeline.plots import headless_pyplot
 from pipeline.report import image_tag, page, table
 
 
 def plot_objective(trials: pd.DataFrame, names: list[str], objective: str, path: Path) -> None:
     """One panel per hyperparameter: each finished trial's objective at its value, the best in red."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     finished = trials.dropna(subset=[objective])
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
