@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
@@ -242,7 +241,9 @@ def write_best_params(path: Path, best: dict, table, params: TuneParams) -> None
         f"# The best of {len(table)} trials of a {params.strategy} search, {params.objective} {score:.4f}.\n"
         "# Adopt into params.yaml with: python -m pipeline.adopt\n"
     )
-    path.write_text(header + yaml.safe_dump({"train": best}, sort_keys=False, default_flow_style=None))
+    # One key a line, values in JSON (which YAML reads): lists stay on their line, floats keep every digit.
+    lines = [f"  {key}: {json.dumps(value)}" for key, value in best.items()]
+    path.write_text(header + "train:\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
