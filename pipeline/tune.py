@@ -79,10 +79,27 @@ def stop_when_spent(oracle, clock: SearchClock) -> None:
     oracle.max_trials = len(oracle.trials)
 
 
+def save_json_atomically(path, state) -> str:
+    """KerasTuner's state writer (oracle.json, trial.json), made atomic: KerasTuner writes these files in place,
+    and a search killed during a write left a truncated oracle.json that no rerun could read."""
+    text = json.dumps(state)
+    partial = Path(f"{path}.partial")
+    with partial.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    return text
+
+
 def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
     """A KerasTuner tuner of the chosen strategy whose trials are the train stage's model on the prepared data."""
     load_keras()
     import keras_tuner
+    from keras_tuner.src import utils as keras_tuner_utils
+
+    # Every KerasTuner state file goes through this one function (looked up on the module at each call).
+    keras_tuner_utils.save_json = save_json_atomically
 
     space, epochs = params.space, params.epochs
     clock = SearchClock(state_dir, params.max_minutes * 60)

@@ -1,5 +1,6 @@
 """The tune stage: each strategy on a tiny search, resuming an interrupted search, and malformed search spaces."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -112,6 +113,21 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_di
     after = finished_trials(resumed.stdout)
     assert before == ["0", "1"] and after == ["2", "3"]
     assert pd.read_csv(search_dir / "out" / "trials.csv")["trial"].tolist() == [0, 1, 2, 3]
+
+
+def test_a_state_write_that_fails_part_way_leaves_the_last_state_readable(tmp_path, monkeypatch):
+    from pipeline.tune import save_json_atomically
+
+    state_file = tmp_path / "oracle.json"
+    save_json_atomically(state_file, {"trials": 1})
+
+    def crash(*_):
+        raise KeyboardInterrupt  # as a stop between writing the new state and putting it in place would
+
+    monkeypatch.setattr("os.replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_json_atomically(state_file, {"trials": 2})
+    assert json.loads(state_file.read_text()) == {"trials": 1}
 
 
 def test_a_changed_search_starts_anew(search_dir):
