@@ -83,12 +83,8 @@ def save_json_atomically(path, state) -> str:
     """KerasTuner's state writer (oracle.json, trial.json), made atomic: KerasTuner writes these files in place,
     and a search killed during a write left a truncated oracle.json that no rerun could read."""
     text = json.dumps(state)
-    partial = Path(f"{path}.partial")
-    with partial.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    with atomic_path(path) as staging:
+        staging.write_text(text)
     return text
 
 
