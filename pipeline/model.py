@@ -84,11 +84,23 @@ def build_optimizer(params: TrainParams, steps_per_epoch: int):
     return keras.optimizers.Adam(learning_rate)
 
 
+def one_hot_targets(params: TrainParams) -> bool:
+    """Whether the model trains on one-hot labels rather than class indices: label smoothing needs them (Keras'
+    sparse cross-entropy has no smoothing), and without it class indices keep the loss as it always was."""
+    return params.label_smoothing > 0
+
+
 def compile_model(params: TrainParams, steps_per_epoch: int):
+    keras = load_keras()
     model = build_model(params)
+    loss = "sparse_categorical_crossentropy"
+    if one_hot_targets(params):
+        # Each target becomes (1 - s) * one_hot + s / 10: the model is never pushed to full certainty, which suits
+        # classes a person confuses too (Shirt, T-shirt/top, Pullover, Coat).
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
     model.compile(
         optimizer=build_optimizer(params, steps_per_epoch),
-        loss="sparse_categorical_crossentropy",
+        loss=loss,
         metrics=["accuracy"],
     )
     return model

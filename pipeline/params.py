@@ -192,6 +192,7 @@ class TrainParams:
     augment_flip: bool
     augment_max_shift: float
     augment_erasing: float
+    label_smoothing: float
     flip_averaging: bool
     optimizer: str
     learning_rate: float
@@ -222,6 +223,7 @@ class TrainParams:
             augment_flip=reader.flag("augment_flip"),
             augment_max_shift=reader.number("augment_max_shift", minimum=0, below=1),
             augment_erasing=reader.number("augment_erasing", minimum=0, below=1),
+            label_smoothing=reader.number("label_smoothing", minimum=0, below=1),
             flip_averaging=reader.flag("flip_averaging"),
             optimizer=reader.choice("optimizer", OPTIMIZERS),
             learning_rate=reader.number("learning_rate", above=0),

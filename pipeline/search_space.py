@@ -30,6 +30,7 @@ TUNABLE_TRAIN_KEYS = (
     "augment_flip",
     "augment_max_shift",
     "augment_erasing",
+    "label_smoothing",
     "activation",
     "pooling",
     "optimizer",
@@ -78,6 +79,9 @@ class SearchSpace:
     def train_params(self, values: dict[str, Any], epochs: int) -> TrainParams:
         """The train params of one trial: the base section with the trial's values and the search's epochs."""
         return TrainParams.from_mapping(trial_section(self.base, values, epochs))
+
+    def dimension(self, name: str) -> Dimension | None:
+        return next((dimension for dimension in self.dimensions if dimension.name == name), None)
 
     def declare(self, hp) -> dict[str, Any]:
         return {dimension.name: dimension.declare(hp) for dimension in self.dimensions}
@@ -185,4 +189,8 @@ class TuneParams:
         if params.strategy == "grid" and not params.space.is_discrete():
             continuous = next(dimension for dimension in params.space.dimensions if not dimension.is_finite)
             raise ParamsError(f"{path}: tune.space.{continuous.name} needs a step or a list of values for grid search")
+        smoothing = params.space.dimension("label_smoothing")
+        if params.objective == "val_loss" and smoothing and len(smoothing.extremes()) > 1:
+            # Keras' val_loss is the smoothed loss, larger the more smoothing: it would rank smoothing, not models.
+            raise ParamsError(f"{path}: tune.space.label_smoothing varies, so objective val_loss cannot compare trials")
         return params

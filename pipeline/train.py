@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cli import run_stage
+from pipeline.datasets import NUM_CLASSES
 from pipeline.files import atomic_path
 from pipeline.keras_runtime import load_keras
-from pipeline.model import compile_model, with_flip_averaging
+from pipeline.model import compile_model, one_hot_targets, with_flip_averaging
 from pipeline.params import TrainParams
 from pipeline.plots import save_learning_curve
 from pipeline.preprocess import load_prepared
@@ -29,11 +30,18 @@ HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 VALIDATION_BATCH = 1024  # prediction batch only: speed, not results
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None):
-    """Batches of (uint8 images, labels); shuffled anew each epoch, in the same order for the same seed."""
+def make_dataset(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None, one_hot: bool = False
+):
+    """Batches of (uint8 images, labels); shuffled anew each epoch, in the same order for the same seed.
+
+    Labels are class indices, or one-hot rows when `one_hot` (what a model with label smoothing trains on).
+    """
     load_keras()
     import tensorflow as tf
 
+    if one_hot:
+        labels = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if seed is not None:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
@@ -95,8 +103,8 @@ def fit(params: TrainParams, train_split, val_split, checkpoint_dir: Path):
             )
         )
     model.fit(
-        make_dataset(*train_split, params.batch_size, seed=params.seed),
-        validation_data=make_dataset(*val_split, VALIDATION_BATCH),
+        make_dataset(*train_split, params.batch_size, seed=params.seed, one_hot=one_hot_targets(params)),
+        validation_data=make_dataset(*val_split, VALIDATION_BATCH, one_hot=one_hot_targets(params)),
         epochs=params.epochs,
         callbacks=callbacks,
         shuffle=False,  # the dataset shuffles itself, seeded

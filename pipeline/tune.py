@@ -22,7 +22,7 @@ from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.keras_runtime import load_keras
 from pipeline.lineage import lineage
-from pipeline.model import compile_model
+from pipeline.model import compile_model, one_hot_targets
 from pipeline.params import read_section
 from pipeline.preprocess import load_prepared
 from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, trial_section
@@ -109,8 +109,10 @@ def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
         def fit(self, hp, model, *args, **kwargs):
             train_params = space.train_params(space.declare(hp), epochs)
             return model.fit(
-                make_dataset(*train_split, train_params.batch_size, seed=train_params.seed),
-                validation_data=make_dataset(*val_split, VALIDATION_BATCH),
+                make_dataset(
+                    *train_split, train_params.batch_size, seed=train_params.seed, one_hot=one_hot_targets(train_params)
+                ),
+                validation_data=make_dataset(*val_split, VALIDATION_BATCH, one_hot=one_hot_targets(train_params)),
                 shuffle=False,
                 **kwargs,
             )

@@ -23,6 +23,7 @@ TUTORIAL = replace(
     augment_flip=False,
     augment_max_shift=0.0,
     augment_erasing=0.0,
+    label_smoothing=0.0,
     optimizer="adam",
     learning_rate=1e-4,
     lr_schedule="constant",
@@ -143,9 +144,31 @@ def test_a_tiny_training_run_lowers_the_loss():
     assert history["accuracy"][-1] > 0.8
 
 
+def test_label_smoothing_trains_on_one_hot_targets_and_caps_confidence():
+    import keras
+
+    from pipeline.train import make_dataset
+
+    images, labels = square_images(400, seed=0)
+    confidence = {}
+    for smoothing in (0.0, 0.3):
+        keras.utils.set_random_seed(0)
+        params = replace(
+            TUTORIAL, conv_filters=(8, 16), dense_units=32, learning_rate=3e-3, epochs=6, label_smoothing=smoothing
+        )
+        model = compile_model(params, steps_per_epoch=13)
+        batches = make_dataset(images, labels, 32, seed=0, one_hot=smoothing > 0)
+        history = model.fit(batches, epochs=6, shuffle=False, verbose=0).history
+        assert history["accuracy"][-1] > 0.8  # "accuracy" reads one-hot targets as well as class indices
+        confidence[smoothing] = float(model.predict(images, verbose=0).max(axis=1).mean())
+    # With s = 0.3 the loss is lowest at 1 - 0.3 + 0.03 = 0.73 for the true class; without, at 1.
+    assert confidence[0.3] < 0.8 < confidence[0.0]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
+        ("label_smoothing", 1.0, "train.label_smoothing must be >= 0 and < 1, got 1.0"),
         ("conv_dropout", 1.0, "train.conv_dropout must be >= 0 and < 1, got 1.0"),
         ("dense_dropout", -0.1, "train.dense_dropout must be >= 0 and < 1, got -0.1"),
         ("epochs", 0, "train.epochs must be >= 1, got 0"),

@@ -97,6 +97,20 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, write_params, 
     assert history["epoch"].tolist() == [1, 2, 3, 4]
 
 
+def test_a_label_smoothed_model_validates_and_reloads_with_stock_keras(tmp_path, write_params, prepared_dir):
+    # Without flip averaging the saved model is the compiled one, loss included: it must need no custom code.
+    params = TrainParams.load(write_params({**TINY_TRAIN, "train.label_smoothing": 0.2, "train.flip_averaging": False}))
+    splits = [load_prepared(prepared_dir / f"{name}.npz") for name in ("train", "val")]
+    prepare_checkpoint_dir(tmp_path / "checkpoint", "fingerprint")
+    model, history = fit(params, *splits, tmp_path / "checkpoint")
+    assert history["val_accuracy"].notna().all() and history["val_loss"].notna().all()
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    assert reloaded.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+    images = splits[1][0]
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path, write_params, prepared_dir):
     params = TrainParams.load(write_params(TINY_TRAIN))
     data = [prepared_dir / "train.npz", prepared_dir / "val.npz"]

@@ -162,6 +162,13 @@ def test_a_malformed_search_space_is_an_error_naming_the_key(tmp_path, space, me
     assert message in str(raised.value)
 
 
+def test_val_loss_cannot_rank_trials_of_different_label_smoothing(tmp_path):
+    path = write_tune_params(tmp_path, objective="val_loss", space={"label_smoothing": [0.0, 0.1]})
+    with pytest.raises(PipelineError, match="tune.space.label_smoothing varies, so objective val_loss cannot compare"):
+        TuneParams.load(path)
+    TuneParams.load(write_tune_params(tmp_path, objective="val_loss", space={"label_smoothing": [0.1]}))
+
+
 def test_grid_search_needs_steps_on_continuous_ranges(tmp_path):
     path = write_tune_params(tmp_path, strategy="grid", space={"learning_rate": {"min": 0.001, "max": 0.01}})
     with pytest.raises(PipelineError, match="tune.space.learning_rate needs a step or a list of values for grid"):
