@@ -63,9 +63,14 @@ class SectionReader:
         minimum: float | None = None,
         above: float | None = None,
         below: float | None = None,
+        optional: bool = False,
     ) -> Any:
+        """A number within the given bounds; with `optional`, null is allowed too (and returned as None)."""
         kind = int if integer else (int, float)
-        value = self.value(key, kind, "an integer" if integer else "a number")
+        or_null = " or null" if optional else ""
+        value = self.value(key, kind, ("an integer" if integer else "a number") + or_null, optional=optional)
+        if value is None:
+            return None
         rules = [
             f">= {minimum}" if minimum is not None else "",
             f"> {above}" if above is not None else "",
@@ -76,7 +81,7 @@ class SectionReader:
             or (above is not None and value <= above)
             or (below is not None and value >= below)
         ):
-            raise self.fail(key, "must be " + " and ".join(rule for rule in rules if rule), value)
+            raise self.fail(key, "must be " + " and ".join(rule for rule in rules if rule) + or_null, value)
         return value
 
     def choice(self, key: str, options: tuple[str, ...]) -> str:
@@ -278,15 +283,12 @@ class DriftParams:
         from pipeline.shifts import SCENARIOS
 
         reader = SectionReader("drift", read_section("drift", path), path)
-        strength = reader.value("strength", (int, float), "a number >= 0 or null", optional=True)
-        if strength is not None and strength < 0:
-            raise reader.fail("strength", "must be >= 0", strength)
         params = cls(
             current_batch=reader.value("current_batch", str, "a path"),
             reference=reader.choice("reference", ("val", "train")),
             invert=reader.choice("invert", INVERT_CHOICES),
             scenario=reader.choice("scenario", ("none", *SCENARIOS)),
-            strength=strength,
+            strength=reader.number("strength", minimum=0, optional=True),
             seed=reader.number("seed", integer=True, minimum=0),
             feature_threshold=reader.number("feature_threshold", above=0, below=1),
             drift_share=reader.number("drift_share", above=0, below=1.0000001),

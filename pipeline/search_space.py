@@ -176,7 +176,7 @@ class TuneParams:
             objective=reader.choice("objective", OBJECTIVES),
             max_trials=reader.number("max_trials", integer=True, minimum=1),
             epochs=reader.number("epochs", integer=True, minimum=1),
-            final_epochs=reader.value("final_epochs", int, "a whole number of epochs >= 1, or null", optional=True),
+            final_epochs=reader.number("final_epochs", integer=True, minimum=1, optional=True),
             hyperband_factor=reader.number("hyperband_factor", integer=True, minimum=2),
             max_minutes=reader.number("max_minutes", above=0),
             seed=reader.number("seed", integer=True, minimum=0),
@@ -184,8 +184,6 @@ class TuneParams:
             space=load_space(reader.value("space", dict, "a mapping"), read_section("train", path), path),
         )
         reader.finish()
-        if params.final_epochs is not None and params.final_epochs < 1:
-            raise reader.fail("final_epochs", "must be a whole number of epochs >= 1, or null", params.final_epochs)
         if params.strategy == "grid" and not params.space.is_discrete():
             continuous = next(dimension for dimension in params.space.dimensions if not dimension.is_finite)
             raise ParamsError(f"{path}: tune.space.{continuous.name} needs a step or a list of values for grid search")

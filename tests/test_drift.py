@@ -73,7 +73,7 @@ def test_evidently_flags_the_shifted_features_only():
     ("key", "value", "message"),
     [
         ("drift.scenario", "tilt", "drift.scenario must be one of none, brightness"),
-        ("drift.strength", -1, "drift.strength must be >= 0, got -1"),
+        ("drift.strength", -1, "drift.strength must be >= 0 or null, got -1"),
         ("drift.drift_share", 0, "drift.drift_share must be > 0"),
         ("drift.invert", "sometimes", "drift.invert must be one of auto, always, never"),
     ],

@@ -90,10 +90,11 @@ def test_the_best_configuration_trains_for_final_epochs(search_dir):
 
 
 def test_final_epochs_must_be_a_whole_number_or_null(tmp_path):
-    with pytest.raises(PipelineError, match=r"tune\.final_epochs must be a whole number of epochs >= 1, or null"):
+    with pytest.raises(PipelineError, match=r"tune\.final_epochs must be >= 1 or null, got 0$"):
         TuneParams.load(write_tune_params(tmp_path, final_epochs=0))
-    with pytest.raises(PipelineError, match=r"tune\.final_epochs must be a whole number of epochs >= 1, or null"):
+    with pytest.raises(PipelineError, match=r"tune\.final_epochs must be an integer or null, got 2\.5$"):
         TuneParams.load(write_tune_params(tmp_path, final_epochs=2.5))
+    assert TuneParams.load(write_tune_params(tmp_path, final_epochs=None)).final_epochs is None
 
 
 def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_dir):
