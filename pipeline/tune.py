@@ -246,14 +246,19 @@ def write_outputs(out: Path, tuner, clock: SearchClock, params: TuneParams, reco
         write_best_params(out_dir / "best_params.yaml", best, table, params)
         (out_dir / "lineage.json").write_text(json.dumps(record, indent=2) + "\n")
         write_report(out_dir, table, best, params, record)
-    print(f"tune: best {params.objective} {table[params.objective].max():.4f} of {len(table)} trials; "
+    print(f"tune: best {params.objective} {best_score(table, params):.4f} of {len(table)} trials; "
           f"{clock.spent / 60:.1f} min of search; {out / 'best_params.yaml'}")  # fmt: skip
 
 
+def best_score(table, params: TuneParams) -> float:
+    objective = table[params.objective]
+    return objective.max() if "accuracy" in params.objective else objective.min()
+
+
 def write_best_params(path: Path, best: dict, table, params: TuneParams) -> None:
-    score = table[params.objective].max() if "accuracy" in params.objective else table[params.objective].min()
     header = (
-        f"# The best of {len(table)} trials of a {params.strategy} search, {params.objective} {score:.4f}.\n"
+        f"# The best of {len(table)} trials of a {params.strategy} search, "
+        f"{params.objective} {best_score(table, params):.4f}.\n"
         "# Adopt into params.yaml with: python -m pipeline.adopt\n"
     )
     # One key a line, values in JSON (which YAML reads): lists stay on their line, floats keep every digit.

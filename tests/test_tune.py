@@ -89,6 +89,20 @@ def test_the_best_configuration_trains_for_final_epochs(search_dir):
     assert best["epochs"] == 7 and best["augment_erasing"] in (0.0, 0.3)
 
 
+def test_a_val_loss_search_adopts_its_lowest_loss(search_dir):
+    write_tune_params(search_dir, strategy="random", max_trials=3, objective="val_loss")
+    result = run_tune(search_dir)
+    trials = pd.read_csv(search_dir / "out" / "trials.csv")
+    assert list(trials.columns[:3]) == ["trial", "status", "val_loss"]
+    lowest = trials.loc[trials["val_loss"].idxmin()]
+    assert trials["val_loss"].nunique() > 1  # otherwise any trial would pass as the best
+    best_file = (search_dir / "out" / "best_params.yaml").read_text()
+    best = yaml.safe_load(best_file)["train"]
+    assert best["learning_rate"] == lowest["learning_rate"] and best["dense_units"] == lowest["dense_units"]
+    assert f"val_loss {lowest['val_loss']:.4f}" in best_file
+    assert f"tune: best val_loss {lowest['val_loss']:.4f} of 3 trials" in result.stdout
+
+
 def test_final_epochs_must_be_a_whole_number_or_null(tmp_path):
     with pytest.raises(PipelineError, match=r"tune\.final_epochs must be >= 1 or null, got 0$"):
         TuneParams.load(write_tune_params(tmp_path, final_epochs=0))
