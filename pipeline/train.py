@@ -48,6 +48,15 @@ def make_dataset(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def training_datasets(params: TrainParams, train_split, val_split):
+    """The (training, validation) batches a model built from `params` fits on: the train stage's and every trial's."""
+    one_hot = one_hot_targets(params)
+    return (
+        make_dataset(*train_split, params.batch_size, seed=params.seed, one_hot=one_hot),
+        make_dataset(*val_split, VALIDATION_BATCH, one_hot=one_hot),
+    )
+
+
 def seed_everything(seed: int) -> None:
     """Same params, code and data, same weights: seeded RNGs and deterministic TensorFlow ops."""
     keras = load_keras()
@@ -102,9 +111,10 @@ def fit(params: TrainParams, train_split, val_split, checkpoint_dir: Path):
                 monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
             )
         )
+    training_batches, validation_batches = training_datasets(params, train_split, val_split)
     model.fit(
-        make_dataset(*train_split, params.batch_size, seed=params.seed, one_hot=one_hot_targets(params)),
-        validation_data=make_dataset(*val_split, VALIDATION_BATCH, one_hot=one_hot_targets(params)),
+        training_batches,
+        validation_data=validation_batches,
         epochs=params.epochs,
         callbacks=callbacks,
         shuffle=False,  # the dataset shuffles itself, seeded

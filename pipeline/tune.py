@@ -22,11 +22,11 @@ from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.keras_runtime import load_keras
 from pipeline.lineage import lineage
-from pipeline.model import compile_model, one_hot_targets
+from pipeline.model import compile_model
 from pipeline.params import read_section
 from pipeline.preprocess import load_prepared
 from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, trial_section
-from pipeline.train import VALIDATION_BATCH, make_dataset, prepare_checkpoint_dir, run_fingerprint, seed_everything
+from pipeline.train import prepare_checkpoint_dir, run_fingerprint, seed_everything, training_datasets
 from pipeline.tune_workers import run_distributed
 from pipeline.tuning_report import write_report
 
@@ -107,12 +107,12 @@ def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
             return compile_model(train_params, math.ceil(len(train_split[1]) / train_params.batch_size))
 
         def fit(self, hp, model, *args, **kwargs):
-            train_params = space.train_params(space.declare(hp), epochs)
+            training_batches, validation_batches = training_datasets(
+                space.train_params(space.declare(hp), epochs), train_split, val_split
+            )
             return model.fit(
-                make_dataset(
-                    *train_split, train_params.batch_size, seed=train_params.seed, one_hot=one_hot_targets(train_params)
-                ),
-                validation_data=make_dataset(*val_split, VALIDATION_BATCH, one_hot=one_hot_targets(train_params)),
+                training_batches,
+                validation_data=validation_batches,
                 shuffle=False,
                 **kwargs,
             )
