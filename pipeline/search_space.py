@@ -155,6 +155,11 @@ STRATEGIES = ("grid", "random", "bayesian", "hyperband")
 OBJECTIVES = ("val_accuracy", "val_loss")
 
 
+def is_maximised(objective: str) -> bool:
+    """Whether trials with a higher `objective` are better: accuracy is, loss is not."""
+    return objective == "val_accuracy"
+
+
 @dataclass(frozen=True)
 class TuneParams:
     strategy: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from pipeline.lineage import lineage
 from pipeline.model import compile_model
 from pipeline.params import read_section
 from pipeline.preprocess import load_prepared
-from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, trial_section
+from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, is_maximised, trial_section
 from pipeline.train import prepare_checkpoint_dir, run_fingerprint, seed_everything, training_datasets
 from pipeline.tune_workers import run_distributed
 from pipeline.tuning_report import write_report
@@ -88,6 +89,15 @@ def save_json_atomically(path, state) -> str:
     return text
 
 
+def forget_unrecorded_trials(oracle) -> None:
+    """KerasTuner writes a new trial's trial.json before the oracle.json that lists it. A search killed between the
+    two writes reloads a trial that the oracle neither finished nor queues to run, so it would never run. Forgetting
+    it resumes the search as it was saved, before that trial began: the oracle then draws it again."""
+    for trial_id in [trial_id for trial_id in oracle.trials if trial_id not in oracle.start_order]:
+        del oracle.trials[trial_id]
+        shutil.rmtree(oracle._get_trial_dir(trial_id))
+
+
 def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
     """A KerasTuner tuner of the chosen strategy whose trials are the train stage's model on the prepared data."""
     load_keras()
@@ -135,7 +145,7 @@ def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
             print(f"tune: trial {trial.trial_id} {trial.status.lower()}, {params.objective} {score}, "
                   f"search time {clock.spent / 60:.1f} min", flush=True)  # fmt: skip
 
-    direction = "max" if "accuracy" in params.objective else "min"
+    direction = "max" if is_maximised(params.objective) else "min"
     options = {"objective": keras_tuner.Objective(params.objective, direction)}
     if params.strategy == "hyperband":
         options.update(max_epochs=epochs, factor=params.hyperband_factor, hyperband_iterations=1)
@@ -150,6 +160,8 @@ def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
         max_consecutive_failed_trials=3,
         **options,
     )
+    if worker_id() in ("main", "chief"):  # the processes that hold the search's oracle
+        forget_unrecorded_trials(tuner.oracle)
     if worker_id() == "chief":
         threading.Thread(target=stop_when_spent, args=(tuner.oracle, clock), daemon=True).start()
     elif clock.exhausted:
@@ -252,7 +264,7 @@ def write_outputs(out: Path, tuner, clock: SearchClock, params: TuneParams, reco
 
 def best_score(table, params: TuneParams) -> float:
     objective = table[params.objective]
-    return objective.max() if "accuracy" in params.objective else objective.min()
+    return objective.max() if is_maximised(params.objective) else objective.min()
 
 
 def write_best_params(path: Path, best: dict, table, params: TuneParams) -> None:

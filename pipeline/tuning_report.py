@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipeline.plots import headless_pyplot
 from pipeline.report import image_tag, page, table
+from pipeline.search_space import is_maximised
 
 
 def plot_objective(trials: pd.DataFrame, names: list[str], objective: str, path: Path) -> None:
@@ -17,7 +18,7 @@ def plot_objective(trials: pd.DataFrame, names: list[str], objective: str, path:
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
-    best = finished[objective].idxmax() if "accuracy" in objective else finished[objective].idxmin()
+    best = finished[objective].idxmax() if is_maximised(objective) else finished[objective].idxmin()
     for axis, name in zip(axes.flat, names, strict=False):
         values = finished[name]
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
@@ -37,7 +38,7 @@ def plot_objective(trials: pd.DataFrame, names: list[str], objective: str, path:
 
 def write_report(out_dir: Path, trials: pd.DataFrame, best: dict, params, lineage: dict) -> None:
     names = [dimension.name for dimension in params.space.dimensions]
-    ascending = "accuracy" not in params.objective
+    ascending = not is_maximised(params.objective)
     ranked = trials.sort_values(params.objective, ascending=ascending, na_position="last")
     plot_path = out_dir / "objective_by_hyperparameter.png"
     plot_objective(trials, names, params.objective, plot_path)

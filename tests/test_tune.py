@@ -122,12 +122,39 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_di
             process.send_signal(signal.SIGKILL)  # as a crash or a lost machine would stop it
             break
     process.wait()
+    # On a busy machine another trial can finish before the kill lands; it was finished, so it must not rerun.
+    before += finished_trials(process.stdout.read())
+    assert before[:2] == ["0", "1"] and len(before) < 4
     assert not (search_dir / "out").exists()
     resumed = run_tune(search_dir)
     assert "resuming the search" in resumed.stdout
     after = finished_trials(resumed.stdout)
-    assert before == ["0", "1"] and after == ["2", "3"]
+    assert before + after == ["0", "1", "2", "3"]
     assert pd.read_csv(search_dir / "out" / "trials.csv")["trial"].tolist() == [0, 1, 2, 3]
+
+
+def test_a_search_stopped_between_a_new_trials_two_state_writes_runs_that_trial_on_resuming(search_dir, monkeypatch):
+    from keras_tuner.src.engine.oracle import Oracle
+
+    from pipeline.tune import main
+
+    write_tune_params(search_dir, strategy="random", max_trials=4)
+    save_oracle = Oracle.save
+
+    def stop_before_listing_trial_2(oracle):
+        if "2" in oracle.start_order:  # trial_2/trial.json is written; oracle.json is not yet
+            raise KeyboardInterrupt
+        save_oracle(oracle)
+
+    monkeypatch.setattr(Oracle, "save", stop_before_listing_trial_2)
+    with pytest.raises(KeyboardInterrupt):
+        main(tune_command(search_dir)[3:])
+    monkeypatch.setattr(Oracle, "save", save_oracle)
+    assert (search_dir / "state").is_dir() and not (search_dir / "out").exists()
+    resumed = run_tune(search_dir)
+    assert "resuming the search" in resumed.stdout and finished_trials(resumed.stdout) == ["2", "3"]
+    trials = pd.read_csv(search_dir / "out" / "trials.csv")
+    assert trials["trial"].tolist() == [0, 1, 2, 3] and (trials["status"] == "completed").all()
 
 
 def test_a_state_write_that_fails_part_way_leaves_the_last_state_readable(tmp_path, monkeypatch):
