@@ -92,7 +92,7 @@ def save_json_atomically(path, state) -> str:
 def forget_unrecorded_trials(oracle) -> None:
     """KerasTuner writes a new trial's trial.json before the oracle.json that lists it. A search killed between the
     two writes reloads a trial that the oracle neither finished nor queues to run, so it would never run. Forgetting
-    it resumes the search as it was saved, before that trial began: the oracle then draws it again."""
+    it resumes the search as it was saved, before that trial began: the oracle then starts that trial afresh."""
     for trial_id in [trial_id for trial_id in oracle.trials if trial_id not in oracle.start_order]:
         del oracle.trials[trial_id]
         shutil.rmtree(oracle._get_trial_dir(trial_id))
