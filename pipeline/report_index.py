@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.cli import run_stage
 from pipeline.files import atomic_path
 from pipeline.report import STYLE, lineage_list
-from pipeline.search_space import is_maximised
+from pipeline.search_space import best_score
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def headline(reports_dir: Path) -> dict[str, str]:
     if tuning.is_file():
         trials = pd.read_csv(tuning)
         objective = trials.columns[2]  # trial, status, then the objective
-        best = trials[objective].max() if is_maximised(objective) else trials[objective].min()
+        best = best_score(trials[objective], objective)
         figures["Hyperparameter tuning"] = f"best {objective} {best:.4f} of {len(trials)} trials"
     return figures
 

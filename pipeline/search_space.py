@@ -160,6 +160,11 @@ def is_maximised(objective: str) -> bool:
     return objective == "val_accuracy"
 
 
+def best_score(scores, objective: str) -> float:
+    """The best of one objective's scores (a pandas Series): the highest accuracy, or the lowest loss."""
+    return scores.max() if is_maximised(objective) else scores.min()
+
+
 @dataclass(frozen=True)
 class TuneParams:
     strategy: str

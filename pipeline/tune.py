@@ -26,7 +26,14 @@ from pipeline.lineage import lineage
 from pipeline.model import compile_model
 from pipeline.params import read_section
 from pipeline.preprocess import load_prepared
-from pipeline.search_space import FILTER_KEYS, TUNABLE_TRAIN_KEYS, TuneParams, is_maximised, trial_section
+from pipeline.search_space import (
+    FILTER_KEYS,
+    TUNABLE_TRAIN_KEYS,
+    TuneParams,
+    best_score,
+    is_maximised,
+    trial_section,
+)
 from pipeline.train import prepare_checkpoint_dir, run_fingerprint, seed_everything, training_datasets
 from pipeline.tune_workers import run_distributed
 from pipeline.tuning_report import write_report
@@ -252,25 +259,20 @@ def main(argv: list[str] | None = None) -> None:
 def write_outputs(out: Path, tuner, clock: SearchClock, params: TuneParams, record: dict) -> None:
     table = trials_table(tuner, clock, params)
     best = best_train_values(tuner, params)
+    score = best_score(table[params.objective], params.objective)
     with atomic_path(out) as out_dir:
         out_dir.mkdir()
         table.to_csv(out_dir / "trials.csv", index=False)
-        write_best_params(out_dir / "best_params.yaml", best, table, params)
+        write_best_params(out_dir / "best_params.yaml", best, score, len(table), params)
         (out_dir / "lineage.json").write_text(json.dumps(record, indent=2) + "\n")
         write_report(out_dir, table, best, params, record)
-    print(f"tune: best {params.objective} {best_score(table, params):.4f} of {len(table)} trials; "
+    print(f"tune: best {params.objective} {score:.4f} of {len(table)} trials; "
           f"{clock.spent / 60:.1f} min of search; {out / 'best_params.yaml'}")  # fmt: skip
 
 
-def best_score(table, params: TuneParams) -> float:
-    objective = table[params.objective]
-    return objective.max() if is_maximised(params.objective) else objective.min()
-
-
-def write_best_params(path: Path, best: dict, table, params: TuneParams) -> None:
+def write_best_params(path: Path, best: dict, score: float, trial_count: int, params: TuneParams) -> None:
     header = (
-        f"# The best of {len(table)} trials of a {params.strategy} search, "
-        f"{params.objective} {best_score(table, params):.4f}.\n"
+        f"# The best of {trial_count} trials of a {params.strategy} search, {params.objective} {score:.4f}.\n"
         "# Adopt into params.yaml with: python -m pipeline.adopt\n"
     )
     # One key a line, values in JSON (which YAML reads): lists stay on their line, floats keep every digit.
