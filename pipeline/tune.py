@@ -117,16 +117,18 @@ def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
     space, epochs = params.space, params.epochs
     clock = SearchClock(state_dir, params.max_minutes * 60)
 
+    def trial_train_params(hp):
+        """The train params of the trial whose values `hp` holds: the train section with them in place."""
+        return space.train_params(space.declare(hp), epochs)
+
     class TrialModel(keras_tuner.HyperModel):
         def build(self, hp):
-            train_params = space.train_params(space.declare(hp), epochs)
+            train_params = trial_train_params(hp)
             seed_everything(train_params.seed)
             return compile_model(train_params, math.ceil(len(train_split[1]) / train_params.batch_size))
 
         def fit(self, hp, model, *args, **kwargs):
-            training_batches, validation_batches = training_datasets(
-                space.train_params(space.declare(hp), epochs), train_split, val_split
-            )
+            training_batches, validation_batches = training_datasets(trial_train_params(hp), train_split, val_split)
             return model.fit(
                 training_batches,
                 validation_data=validation_batches,
