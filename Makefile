@@ -22,6 +22,7 @@ pipeline: setup
 	dvc repro
 
 test: setup test-system-packages
+	ruff format --check .
 	ruff check .
 	pytest
 

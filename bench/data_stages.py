@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from workspace import REPO_ROOT, scratch_copy, timed, use_this_environment
 
-from pipeline.params import IngestParams
+from pipeline.ingestion import IngestParams
+from pipeline.params import load_params
 
 STAGES = ("ingest", "validate", "preprocess")
 
@@ -36,7 +37,7 @@ def main() -> None:
         timed(["dvc", "repro", "preprocess"], root)  # warm the file-system cache and DVC's state
         stage_seconds = {stage: timed(["dvc", "repro", "--force", "--single-item", stage], root) for stage in STAGES}
         noop_seconds = min(timed(["dvc", "repro", "preprocess"], root) for _ in range(3))
-        system_dir = Path(IngestParams.load(REPO_ROOT / "params.yaml").system_dirs["fashion_mnist"])
+        system_dir = Path(load_params(IngestParams, REPO_ROOT / "params.yaml").system_dirs["fashion_mnist"])
         bare = min(bare_read_seconds(system_dir) for _ in range(3))
     finally:
         shutil.rmtree(root, ignore_errors=True)

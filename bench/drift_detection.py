@@ -1,7 +1,7 @@
 """How well and how fast the drift stage works, on the repository's trained model and prepared data.
 
 Prints:
-- the wall time of the drift stage (`python -m pipeline.drift`, a new process) on the 10,000 test images,
+- the wall time of the drift stage (`python -m pipeline.stages.drift`, a new process) on the 10,000 test images,
   and of computing the reference features, against the 48,000 training images and against the 12,000
   validation images, beside a bare reference measured in the same run: model.predict over the same images;
 - the detection rate of each simulated scenario across strengths (share of random test-set halves
@@ -27,11 +27,11 @@ import yaml
 from workspace import REPO_ROOT, timed, use_this_environment
 
 from pipeline.datasets import dataset_spec
-from pipeline.drift import check_drift
+from pipeline.drift_check import DriftParams, check_drift
 from pipeline.drift_features import image_features
-from pipeline.evaluate import load_model
 from pipeline.images import Batch, load_batch
-from pipeline.params import DriftParams
+from pipeline.model import load_model
+from pipeline.params import load_params
 from pipeline.shifts import SCENARIOS
 
 STRENGTH_FACTORS = (0.1, 0.25, 0.5, 1.0)  # of each scenario's default strength
@@ -43,14 +43,46 @@ def stage_seconds(reference_split: str, scratch: Path) -> tuple[float, float]:
     params["drift"]["reference"] = reference_split
     params_file = scratch / f"params-{reference_split}.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    reference = timed([sys.executable, "-m", "pipeline.drift_reference", "--params", str(params_file),
-                       "--model", "models/model.keras", "--prepared", "data/prepared",
-                       "--out", str(scratch / "reference.npz")], REPO_ROOT)  # fmt: skip
-    check = timed([sys.executable, "-m", "pipeline.drift", "--params", str(params_file),
-                   "--model", "models/model.keras", "--reference", str(scratch / "reference.npz"),
-                   "--current", "data/prepared/test.npz", "--manifest", "data/raw/fashion_mnist/manifest.json",
-                   "--dataset", "fashion_mnist", "--report", str(scratch / "report.html"),
-                   "--summary", str(scratch / "summary.json")], REPO_ROOT)  # fmt: skip
+    reference = timed(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.stages.drift_reference",
+            "--params",
+            str(params_file),
+            "--model",
+            "models/model.keras",
+            "--prepared",
+            "data/prepared",
+            "--out",
+            str(scratch / "reference.npz"),
+        ],
+        REPO_ROOT,
+    )
+    check = timed(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.stages.drift",
+            "--params",
+            str(params_file),
+            "--model",
+            "models/model.keras",
+            "--reference",
+            str(scratch / "reference.npz"),
+            "--current",
+            "data/prepared/test.npz",
+            "--manifest",
+            "data/raw/fashion_mnist/manifest.json",
+            "--dataset",
+            "fashion_mnist",
+            "--report",
+            str(scratch / "report.html"),
+            "--summary",
+            str(scratch / "summary.json"),
+        ],
+        REPO_ROOT,
+    )
     return reference, check
 
 
@@ -81,13 +113,15 @@ def main() -> None:
         for split, count in (("train", 48000), ("val", 12000)):
             reference, check = stage_seconds(split, scratch)
             bare = bare_predict_seconds(model, [split, "test"])
-            print(f"  reference {split} ({count:,}): drift stage {check:5.1f} s, reference features {reference:5.1f} s,"
-                  f" together {reference + check:5.1f} s; bare model.predict over the same images {bare:4.1f} s,"
-                  f" together / bare = {(reference + check) / bare:.1f}x")  # fmt: skip
+            print(
+                f"  reference {split} ({count:,}): drift stage {check:5.1f} s, reference features {reference:5.1f} s,"
+                f" together {reference + check:5.1f} s; bare model.predict over the same images {bare:4.1f} s,"
+                f" together / bare = {(reference + check) / bare:.1f}x"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    params = DriftParams.load(REPO_ROOT / "params.yaml")
+    params = load_params(DriftParams, REPO_ROOT / "params.yaml")
     class_names = dataset_spec("fashion_mnist").class_names
     reference_images = load_batch(REPO_ROOT / "data" / "prepared" / f"{params.reference}.npz").images
     reference = image_features(model, reference_images, params.batch_size)

@@ -23,10 +23,10 @@ from pathlib import Path
 from PIL import Image
 from workspace import REPO_ROOT, timed
 
-from pipeline.evaluate import load_model
 from pipeline.images import load_batch
-from pipeline.predict import class_probabilities
-from pipeline.preprocess import load_arrays
+from pipeline.model import load_model
+from pipeline.prediction import class_probabilities
+from pipeline.prepared import load_arrays
 
 BATCH_SIZE = 256  # the command's default
 PICTURES = 1000
@@ -44,8 +44,10 @@ def best_seconds(work, repeats: int) -> float:
 
 
 def show(label: str, images: int, seconds: float, bare_seconds: float) -> None:
-    print(f"{label}: {images / seconds:,.0f} images/s (bare {images / bare_seconds:,.0f} images/s, "
-          f"{seconds / bare_seconds:.2f}x the bare time)")  # fmt: skip
+    print(
+        f"{label}: {images / seconds:,.0f} images/s (bare {images / bare_seconds:,.0f} images/s, "
+        f"{seconds / bare_seconds:.2f}x the bare time)"
+    )
 
 
 def main() -> None:
@@ -80,7 +82,7 @@ def main() -> None:
         show(f"single image (one PNG per call, {SINGLES} calls)", SINGLES, single, bare)
         print(f"  {single / SINGLES * 1000:.1f} ms per image (bare {bare / SINGLES * 1000:.1f} ms)")
 
-        command = [sys.executable, "-m", "pipeline.predict", "--model", "models/model.keras", str(singles[0])]
+        command = [sys.executable, "-m", "pipeline.stages.predict", "--model", "models/model.keras", str(singles[0])]
         process = statistics.median(timed(command, REPO_ROOT) for _ in range(repeats))
         print(f"whole command for one picture (new process, TensorFlow and model loading included): {process:.1f} s")
 

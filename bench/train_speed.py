@@ -32,7 +32,7 @@ def stage_images_per_second(epochs: int, scratch: Path) -> float:
         [
             sys.executable,
             "-m",
-            "pipeline.train",
+            "pipeline.stages.train",
             "--params",
             str(scratch / "params.yaml"),
             "--train",

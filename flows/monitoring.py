@@ -19,8 +19,9 @@ from prefect.runtime import flow_run
 from flows.dvc_stages import StageFailed
 from flows.overrides import overridden_params
 from flows.training import WORKSPACE, run_stage, training_pipeline
+from pipeline.drift_check import DriftParams
 from pipeline.errors import PipelineError
-from pipeline.params import DriftParams
+from pipeline.params import load_params
 
 DRIFT_SUMMARY = Path("reports/drift/summary.json")
 DRIFT_REPORT = Path("reports/drift/report.html")
@@ -91,7 +92,7 @@ def drift_monitor(
             run_stage(stage, workspace)
     summary = publish_drift(workspace)
     if retrain_on_drift is None:
-        retrain_on_drift = DriftParams.load(root / "params.yaml").retrain_on_drift
+        retrain_on_drift = load_params(DriftParams, root / "params.yaml").retrain_on_drift
     summary["retraining_flow_run_id"] = None
     if summary["dataset_drift"] and retrain_on_drift:
         # A subflow, so the retraining shows under this run in the UI; DVC reruns what changed in the

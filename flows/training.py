@@ -85,9 +85,13 @@ def training_pipeline(overrides: dict[str, Any] | None = None, workspace: str = 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.training", description=training_pipeline.__doc__)
     parser.add_argument(
-        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a params.yaml key for this run, e.g. --set train.epochs=20 (repeatable)",
-    )  # fmt: skip
+    )
     parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
     arguments = parser.parse_args(argv)
     try:

@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 from flows.dvc_stages import StageFailed, has_commit, run_dvc, save_experiment
 from flows.summary import EVALUATION_METRICS, read_metrics
 from flows.training import WORKSPACE, run_stage, training_pipeline
-from pipeline.adopt import read_best
+from pipeline.adoption import read_best
 from pipeline.errors import PipelineError
 
 TUNE_STAGE = "tuning/dvc.yaml:tune"

@@ -1,23 +1,27 @@
-"""The shared entry point of every stage: parse paths, run, turn failures into one line and exit 1."""
+"""What every entry point in pipeline/stages/ shares: parse paths, run, turn failures into one line and exit 1."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from pipeline.errors import PipelineError
 
 
-def run_stage(
+def run_command(
     name: str,
     configure: Callable[[argparse.ArgumentParser], None],
     work: Callable[[argparse.Namespace], None],
     argv: list[str] | None = None,
 ) -> None:
-    """Run one stage's `work` with arguments from `configure`, exiting non-zero with a one-line reason."""
-    parser = argparse.ArgumentParser(prog=f"python -m pipeline.{name}")
-    parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    """Run the stage or command `name`'s `work` with arguments from `configure`, exiting non-zero with a one-line
+    reason."""
+    parser = argparse.ArgumentParser(prog=f"python -m pipeline.stages.{name}")
+    parser.add_argument(
+        "--params", default=Path("params.yaml"), type=Path, help="the params file (default: %(default)s)"
+    )
     configure(parser)
     arguments = parser.parse_args(argv)
     try:

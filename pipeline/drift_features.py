@@ -12,14 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import PipelineError
-from pipeline.keras_runtime import load_keras
-from pipeline.model import INPUT_SHAPE
+from pipeline.model import with_embedding_output
 
 INK_LEVEL = 64  # of 255: a pixel at least this bright belongs to the garment, not the background
-# Layer names given by pipeline/model.py: the penultimate layer, and the flip-averaging output layer.
-EMBEDDING_LAYER = "dense"
-FLIP_AVERAGED = "flip_averaged_probabilities"
 
 
 @dataclass
@@ -58,32 +53,9 @@ def _extent(occupied: np.ndarray) -> np.ndarray:
     return np.where(occupied.any(axis=1), last - first + 1, 0).astype(np.float32)
 
 
-def with_embedding_output(model):
-    """A trained model with a second output: the embedding layer's activations for the image as given.
-
-    One prediction pass yields both the model's own probabilities (flip-averaged when the model is)
-    and the embedding, instead of a pass for each.
-    """
-    keras = load_keras()
-    flip_averaged = FLIP_AVERAGED in [layer.name for layer in model.layers]
-    # A flip-averaged model wraps the classifier as its one nested model.
-    classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model)) if flip_averaged else model
-    both = keras.Model(classifier.inputs, [classifier.output, classifier.get_layer(EMBEDDING_LAYER).output])
-    if not flip_averaged:
-        return both
-    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
-    probabilities, embedding = both(inputs)
-    mirrored_probabilities, _ = both(keras.ops.flip(inputs, axis=2))  # axis 2 is the width of an NHWC batch
-    averaged = keras.layers.Average(name=FLIP_AVERAGED)([probabilities, mirrored_probabilities])
-    return keras.Model(inputs, [averaged, embedding])
-
-
 def image_features(model, images: np.ndarray, batch_size: int) -> ImageFeatures:
     """The features of each image; the model's outputs and its embedding come from one prediction pass."""
-    try:
-        probabilities, embeddings = with_embedding_output(model).predict(images, batch_size=batch_size, verbose=0)
-    except ValueError as error:  # no embedding layer of that name
-        raise PipelineError(f"the model has no usable '{EMBEDDING_LAYER}' embedding layer ({error})") from None
+    probabilities, embeddings = with_embedding_output(model).predict(images, batch_size=batch_size, verbose=0)
     return ImageFeatures(pixels=pixel_statistics(images), probabilities=probabilities, embeddings=embeddings)
 
 

@@ -1,4 +1,4 @@
-"""The CNN and its optimiser, built from the train section of params.yaml.
+"""The CNN and its optimiser, built from the train section of params.yaml (its schema is here), and loading it back.
 
 The model takes raw 0-255 uint8 images of shape 28x28x1 and scales them itself, so whoever serves
 it passes the same images the pipeline ingested. Augmentation layers are part of the model too:
@@ -7,11 +7,57 @@ Keras runs them only in training, so they cost nothing at prediction time.
 
 from __future__ import annotations
 
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
+from pipeline.errors import PipelineError
 from pipeline.keras_runtime import load_keras
-from pipeline.params import TrainParams
+from pipeline.params import SectionReader, param
 
 INPUT_SHAPE = (*IMAGE_SHAPE, 1)
+# The penultimate layer, whose activations the drift features use as the image's embedding.
+EMBEDDING_LAYER = "dense"
+# The output layer of a flip-averaged model: how a loaded model is recognised as one.
+FLIP_AVERAGED = "flip_averaged_probabilities"
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "leaky_relu")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    SECTION: ClassVar[str] = "train"
+    seed: int = param("number", integer=True, minimum=0)
+    conv_filters: tuple[int, ...] = param("positive_ints")
+    convs_per_block: int = param("number", integer=True, minimum=1)
+    kernel_size: int = param("number", integer=True, minimum=1)
+    activation: str = param("choice", options=ACTIVATIONS)
+    pooling: str = param("choice", options=("max", "average"))
+    batch_norm: bool = param("flag")
+    conv_dropout: float = param("number", minimum=0, below=1)
+    dense_units: int = param("number", integer=True, minimum=1)
+    dense_dropout: float = param("number", minimum=0, below=1)
+    augment_flip: bool = param("flag")
+    augment_max_shift: float = param("number", minimum=0, below=1)
+    augment_erasing: float = param("number", minimum=0, below=1)
+    label_smoothing: float = param("number", minimum=0, below=1)
+    flip_averaging: bool = param("flag")
+    optimizer: str = param("choice", options=OPTIMIZERS)
+    learning_rate: float = param("number", above=0)
+    lr_schedule: str = param("choice", options=("constant", "cosine"))
+    weight_decay: float = param("number", minimum=0)
+    batch_size: int = param("number", integer=True, minimum=1)
+    epochs: int = param("number", integer=True, minimum=1)
+    early_stopping_patience: int = param("number", integer=True, minimum=0)
+
+    def check(self, reader: SectionReader) -> None:
+        if self.weight_decay and self.optimizer != "adamw":
+            raise reader.fail("weight_decay", "must be 0 unless train.optimizer is adamw", self.weight_decay)
+        # Each pooling halves the image: 28 survives four halvings (28, 14, 7, 3, 1).
+        if len(self.conv_filters) > 4:
+            raise reader.fail("conv_filters", "may have at most 4 blocks for 28x28 images", list(self.conv_filters))
 
 
 def build_model(params: TrainParams):
@@ -47,7 +93,7 @@ def build_model(params: TrainParams):
         if params.conv_dropout:
             x = layers.SpatialDropout2D(params.conv_dropout, name=f"block{block}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(params.dense_units, activation=params.activation, name="dense")(x)
+    x = layers.Dense(params.dense_units, activation=params.activation, name=EMBEDDING_LAYER)(x)
     if params.dense_dropout:
         x = layers.Dropout(params.dense_dropout, name="dense_dropout")(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="class_probabilities")(x)
@@ -61,10 +107,51 @@ def with_flip_averaging(model):
     (built from stock Keras ops, so loading it needs no custom code) at twice the prediction cost.
     """
     keras = load_keras()
-    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
-    mirrored = keras.ops.flip(inputs, axis=2)  # axis 2 is the width of an NHWC batch
-    outputs = keras.layers.Average(name="flip_averaged_probabilities")([model(inputs), model(mirrored)])
+    inputs, mirrored = _image_and_mirror()
+    outputs = keras.layers.Average(name=FLIP_AVERAGED)([model(inputs), model(mirrored)])
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
+
+
+def with_embedding_output(model):
+    """A trained model with a second output: the embedding layer's activations for the image as given.
+
+    One prediction pass yields both the model's own probabilities (flip-averaged when the model is) and the
+    embedding, instead of a pass for each. A model without the embedding layer is a PipelineError.
+    """
+    keras = load_keras()
+    flip_averaged = FLIP_AVERAGED in [layer.name for layer in model.layers]
+    # A flip-averaged model wraps the classifier as its one nested model.
+    classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model)) if flip_averaged else model
+    try:
+        embedding = classifier.get_layer(EMBEDDING_LAYER).output
+    except ValueError as error:
+        raise PipelineError(f"the model has no usable '{EMBEDDING_LAYER}' embedding layer ({error})") from None
+    both = keras.Model(classifier.inputs, [classifier.output, embedding])
+    if not flip_averaged:
+        return both
+    inputs, mirrored = _image_and_mirror()
+    probabilities, embedding = both(inputs)
+    mirrored_probabilities, _ = both(mirrored)
+    averaged = keras.layers.Average(name=FLIP_AVERAGED)([probabilities, mirrored_probabilities])
+    return keras.Model(inputs, [averaged, embedding])
+
+
+def _image_and_mirror():
+    """A model input and its mirror image, the two halves of a flip-averaged prediction."""
+    keras = load_keras()
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
+    return inputs, keras.ops.flip(inputs, axis=2)  # axis 2 is the width of an NHWC batch
+
+
+def load_model(path: Path):
+    """The saved Keras model; a missing or unreadable file is a one-line error naming it."""
+    if not Path(path).is_file():
+        raise PipelineError(f"{path}: model file not found (run the train stage first)")
+    keras = load_keras()
+    try:
+        return keras.models.load_model(path)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise PipelineError(f"{path}: not a readable Keras model ({' '.join(str(error).split())[:200]})") from None
 
 
 def build_optimizer(params: TrainParams, steps_per_epoch: int):

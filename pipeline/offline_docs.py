@@ -51,8 +51,11 @@ CDN_FILES = {
 EXTRA_DIRS = ("@fortawesome/fontawesome-free/webfonts",)
 # Vega draws the charts of some expectation types; this project's suites have none, so the pages never call
 # it and its scripts are left out. A page that does call it stops the stage (see `_check_offline`).
-UNUSED_SCRIPTS = ("https://cdn.jsdelivr.net/npm/vega@5", "https://cdn.jsdelivr.net/npm/vega-lite@5",
-                  "https://cdn.jsdelivr.net/npm/vega-embed@6")  # fmt: skip
+UNUSED_SCRIPTS = (
+    "https://cdn.jsdelivr.net/npm/vega@5",
+    "https://cdn.jsdelivr.net/npm/vega-lite@5",
+    "https://cdn.jsdelivr.net/npm/vega-embed@6",
+)
 # GX's logo, served with a time stamp; Data Docs keep a copy of the same picture in static/images/.
 LOGO = re.compile(r"https://great-expectations-web-assets\.s3\.[^\"']*/logo-long\.png[^\"']*")
 # Links to the site's own static/ folder; GX gets their depth wrong for the favicon of validation result pages.

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pipeline.params import PARAMS_FILE, ParamsError, SectionReader, TrainParams, read_section
+from pipeline.model import TrainParams
+from pipeline.objectives import OBJECTIVES
+from pipeline.params import ParamsError, SectionReader, load_params, param, read_section
 
 # The train keys a search may vary; the rest (seed, epochs, schedule, ...) belong to the search itself.
 TUNABLE_TRAIN_KEYS = (
@@ -78,7 +80,7 @@ class SearchSpace:
 
     def train_params(self, values: dict[str, Any], epochs: int) -> TrainParams:
         """The train params of one trial: the base section with the trial's values and the search's epochs."""
-        return TrainParams.from_mapping(trial_section(self.base, values, epochs))
+        return load_params(TrainParams, raw=trial_section(self.base, values, epochs))
 
     def dimension(self, name: str) -> Dimension | None:
         return next((dimension for dimension in self.dimensions if dimension.name == name), None)
@@ -152,53 +154,36 @@ def check_value(space: SearchSpace, name: str, value: Any, path: Path) -> None:
 
 
 STRATEGIES = ("grid", "random", "bayesian", "hyperband")
-OBJECTIVES = ("val_accuracy", "val_loss")
 
 
-def is_maximised(objective: str) -> bool:
-    """Whether trials with a higher `objective` are better: accuracy is, loss is not."""
-    return objective == "val_accuracy"
-
-
-def best_score(scores, objective: str) -> float:
-    """The best of one objective's scores (a pandas Series): the highest accuracy, or the lowest loss."""
-    return scores.max() if is_maximised(objective) else scores.min()
+def read_space(reader: SectionReader, key: str) -> SearchSpace:
+    """`tune.space`, checked against the train section of the same params file (every trial starts from it)."""
+    return load_space(reader.value(key, dict, "a mapping"), read_section("train", reader.path), reader.path)
 
 
 @dataclass(frozen=True)
 class TuneParams:
-    strategy: str
-    objective: str
-    max_trials: int
-    epochs: int
-    final_epochs: int | None
-    hyperband_factor: int
-    max_minutes: float
-    seed: int
-    workers: int
-    space: SearchSpace
+    SECTION: ClassVar[str] = "tune"
+    strategy: str = param("choice", options=STRATEGIES)
+    objective: str = param("choice", options=OBJECTIVES)
+    max_trials: int = param("number", integer=True, minimum=1)
+    epochs: int = param("number", integer=True, minimum=1)
+    final_epochs: int | None = param("number", integer=True, minimum=1, optional=True)
+    hyperband_factor: int = param("number", integer=True, minimum=2)
+    max_minutes: float = param("number", above=0)
+    seed: int = param("number", integer=True, minimum=0)
+    workers: int = param("number", integer=True, minimum=1)
+    space: SearchSpace = param(read_space)
 
-    @classmethod
-    def load(cls, path: Path = PARAMS_FILE) -> TuneParams:
-        reader = SectionReader("tune", read_section("tune", path), path)
-        params = cls(
-            strategy=reader.choice("strategy", STRATEGIES),
-            objective=reader.choice("objective", OBJECTIVES),
-            max_trials=reader.number("max_trials", integer=True, minimum=1),
-            epochs=reader.number("epochs", integer=True, minimum=1),
-            final_epochs=reader.number("final_epochs", integer=True, minimum=1, optional=True),
-            hyperband_factor=reader.number("hyperband_factor", integer=True, minimum=2),
-            max_minutes=reader.number("max_minutes", above=0),
-            seed=reader.number("seed", integer=True, minimum=0),
-            workers=reader.number("workers", integer=True, minimum=1),
-            space=load_space(reader.value("space", dict, "a mapping"), read_section("train", path), path),
-        )
-        reader.finish()
-        if params.strategy == "grid" and not params.space.is_discrete():
-            continuous = next(dimension for dimension in params.space.dimensions if not dimension.is_finite)
-            raise ParamsError(f"{path}: tune.space.{continuous.name} needs a step or a list of values for grid search")
-        smoothing = params.space.dimension("label_smoothing")
-        if params.objective == "val_loss" and smoothing and len(smoothing.extremes()) > 1:
+    def check(self, reader: SectionReader) -> None:
+        if self.strategy == "grid" and not self.space.is_discrete():
+            continuous = next(dimension for dimension in self.space.dimensions if not dimension.is_finite)
+            raise ParamsError(
+                f"{reader.path}: tune.space.{continuous.name} needs a step or a list of values for grid search"
+            )
+        smoothing = self.space.dimension("label_smoothing")
+        if self.objective == "val_loss" and smoothing and len(smoothing.extremes()) > 1:
             # Keras' val_loss is the smoothed loss, larger the more smoothing: it would rank smoothing, not models.
-            raise ParamsError(f"{path}: tune.space.label_smoothing varies, so objective val_loss cannot compare trials")
-        return params
+            raise ParamsError(
+                f"{reader.path}: tune.space.label_smoothing varies, so objective val_loss cannot compare trials"
+            )

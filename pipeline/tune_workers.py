@@ -2,8 +2,8 @@
 
 A chief process holds the search (its oracle) and hands each worker one trial at a time over gRPC; workers train
 and report back. `tune.workers` of them run on this machine. To spread a search over machines, start the same
-`python -m pipeline.tune ...` command on each with KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set to the chief's
-address and KERASTUNER_TUNER_ID set to a name of its own (tuner2, tuner3, ...), with the state folder shared.
+`python -m pipeline.stages.tune ...` command on each with KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set to the
+chief's address and KERASTUNER_TUNER_ID set to a name of its own (tuner2, tuner3, ...), with the state folder shared.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def wait_for_all(processes: dict[str, subprocess.Popen]) -> None:
         for name, process in processes.items():
             if process.poll() not in (None, 0):
                 raise PipelineError(f"search process {name} exited with code {process.returncode}")
-        if workers_done_at is None and all(process.poll() is not None for name, process in processes.items()
-                                           if name != "chief"):  # fmt: skip
+        if workers_done_at is None and all(
+            process.poll() is not None for name, process in processes.items() if name != "chief"
+        ):
             workers_done_at = time.monotonic()
         if workers_done_at is not None and time.monotonic() - workers_done_at > CHIEF_GRACE_SECONDS:
             raise PipelineError(f"the search's chief process did not stop {CHIEF_GRACE_SECONDS} s after its workers")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.objectives import is_maximised
 from pipeline.plots import headless_pyplot
 from pipeline.report import image_tag, page, table
-from pipeline.search_space import is_maximised
 
 
 def plot_objective(trials: pd.DataFrame, names: list[str], objective: str, path: Path) -> None:
@@ -46,7 +46,7 @@ def write_report(out_dir: Path, trials: pd.DataFrame, best: dict, params, lineag
     summary = (
         f"<p>{params.strategy} search, {len(trials)} trials, {spent:.1f} of {params.max_minutes:g} minutes of "
         f"search time; objective {params.objective} on the validation split; up to {params.epochs} epochs a trial."
-        " Adopt the best configuration into params.yaml with <code>python -m pipeline.adopt</code>.</p>"
+        " Adopt the best configuration into params.yaml with <code>python -m pipeline.stages.adopt</code>.</p>"
     )
     best_table = table([[key, str(value)] for key, value in best.items()], ["train param", "best value"])
     shown = ranked.astype(object).where(ranked.notna(), "")

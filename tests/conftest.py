@@ -105,15 +105,15 @@ def write_params(tmp_path, repo_params):
 def real_raw_dir(tmp_path_factory) -> Path:
     """The real Fashion-MNIST, ingested and verified from the system copy (Debian's dataset-fashion-mnist)."""
     from pipeline.datasets import dataset_spec
-    from pipeline.ingest import choose_source, ingest
-    from pipeline.params import IngestParams
+    from pipeline.ingestion import IngestParams, choose_source, ingest_dataset
+    from pipeline.params import load_params
 
-    params = IngestParams.load(REPO_ROOT / "params.yaml")
+    params = load_params(IngestParams, REPO_ROOT / "params.yaml")
     spec = dataset_spec("fashion_mnist")
     source = choose_source(params, spec)
     assert source.kind == "system_dir", "install the real data first: apt-get install dataset-fashion-mnist"
     out = tmp_path_factory.mktemp("real") / "fashion_mnist"
-    ingest(source, spec, out)
+    ingest_dataset(source, spec, out)
     return out
 
 
@@ -158,7 +158,7 @@ TINY_TRAIN = {
 @pytest.fixture
 def prepared_dir(tmp_path) -> Path:
     """train/val/test .npz of the square task, in the layout the preprocess stage writes."""
-    from pipeline.preprocess import save_arrays
+    from pipeline.prepared import save_arrays
 
     directory = tmp_path / "prepared"
     directory.mkdir()

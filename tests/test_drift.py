@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import drift, drift_reference
-from pipeline.drift import compare, summarize
+from pipeline.drift_check import DriftParams, compare, drift_summary
 from pipeline.drift_features import image_features, pixel_statistics
-from pipeline.model import build_model, with_flip_averaging
-from pipeline.params import DriftParams, ParamsError, TrainParams
+from pipeline.model import TrainParams, build_model, with_flip_averaging
+from pipeline.params import ParamsError, load_params
 from pipeline.shifts import apply_shift
+from pipeline.stages import drift, drift_reference
 from tests.conftest import REPO_ROOT, TINY_TRAIN, set_keys, square_images
 
 CLASS_NAMES = tuple(f"class {index}" for index in range(10))
@@ -41,7 +41,7 @@ def tiny_params(tmp_path_factory):
 
 
 def test_one_pass_gives_the_models_own_outputs_and_its_embedding(tiny_params):
-    params = TrainParams.load(tiny_params)
+    params = load_params(TrainParams, tiny_params)
     images, _ = square_images(20, seed=0)
     for model in (build_model(params), with_flip_averaging(build_model(params))):
         features = image_features(model, images, batch_size=8)
@@ -57,13 +57,13 @@ def feature_frame(rng, count, shift=0.0):
 
 def test_evidently_flags_the_shifted_features_only():
     rng = np.random.default_rng(0)
-    params = DriftParams.load(REPO_ROOT / "params.yaml")
+    params = load_params(DriftParams, REPO_ROOT / "params.yaml")
     reference = feature_frame(rng, 5000)
     same = feature_frame(rng, 2000)
-    clean = summarize(compare(reference, same, params), reference, same, params, CLASS_NAMES)
+    clean = drift_summary(compare(reference, same, params), reference, same, params, CLASS_NAMES)
     assert clean["drifted_count"] == 0 and not clean["dataset_drift"]
     shifted = feature_frame(rng, 2000, shift=0.5)
-    drifted = summarize(compare(reference, shifted, params), reference, shifted, params, CLASS_NAMES)
+    drifted = drift_summary(compare(reference, shifted, params), reference, shifted, params, CLASS_NAMES)
     assert set(drifted["drifted_features"]) == {"feature_0", "feature_1", "feature_2"}
     assert drifted["drifted_share"] == pytest.approx(3 / 6) and drifted["dataset_drift"]  # share 0.5 >= 0.5
     assert list(drifted["prediction_drift"]["class_shares"]) == list(CLASS_NAMES)
@@ -80,31 +80,57 @@ def test_evidently_flags_the_shifted_features_only():
 )
 def test_bad_drift_params_name_the_key(write_params, key, value, message):
     with pytest.raises(ParamsError, match=message):
-        DriftParams.load(write_params({key: value}))
+        load_params(DriftParams, write_params({key: value}))
 
 
 @pytest.fixture(scope="module")
 def stage_files(tmp_path_factory, tiny_params):
     """An untrained tiny model and 1,000 square images per split, as the stages read them."""
-    from pipeline.preprocess import save_arrays
+    from pipeline.prepared import save_arrays
 
     root = tmp_path_factory.mktemp("drift")
     (root / "prepared").mkdir()
     for split, seed in (("val", 1), ("test", 2)):
         save_arrays(root / "prepared" / f"{split}.npz", *square_images(1000, seed))
-    build_model(TrainParams.load(tiny_params)).save(root / "model.keras")
+    build_model(load_params(TrainParams, tiny_params)).save(root / "model.keras")
     manifest = {"dataset": "fashion_mnist", "files": {"train_images": {"sha256": "0" * 64}}}
     (root / "manifest.json").write_text(json.dumps(manifest))
-    drift_reference.main(["--params", str(tiny_params), "--model", str(root / "model.keras"),
-                          "--prepared", str(root / "prepared"), "--out", str(root / "reference.npz")])  # fmt: skip
+    drift_reference.main(
+        [
+            "--params",
+            str(tiny_params),
+            "--model",
+            str(root / "model.keras"),
+            "--prepared",
+            str(root / "prepared"),
+            "--out",
+            str(root / "reference.npz"),
+        ]
+    )
     return root
 
 
 def run_drift(root, params, current, capsys=None):
-    drift.main(["--params", str(params), "--model", str(root / "model.keras"), "--reference",
-                str(root / "reference.npz"), "--current", str(current), "--manifest", str(root / "manifest.json"),
-                "--dataset", "fashion_mnist", "--report", str(root / "report.html"),
-                "--summary", str(root / "summary.json")])  # fmt: skip
+    drift.main(
+        [
+            "--params",
+            str(params),
+            "--model",
+            str(root / "model.keras"),
+            "--reference",
+            str(root / "reference.npz"),
+            "--current",
+            str(current),
+            "--manifest",
+            str(root / "manifest.json"),
+            "--dataset",
+            "fashion_mnist",
+            "--report",
+            str(root / "report.html"),
+            "--summary",
+            str(root / "summary.json"),
+        ]
+    )
     return json.loads((root / "summary.json").read_text())
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.datasets import dataset_spec
 from pipeline.errors import PipelineError
-from pipeline.evaluate import compute_metrics, confident_mistakes, load_model
+from pipeline.evaluation import compute_metrics, confident_mistakes
+from pipeline.model import load_model
 from pipeline.model_card import confused_pairs
 from tests.conftest import REPO_ROOT, TINY_TRAIN
 from tests.test_train import run_train
@@ -88,7 +89,7 @@ def run_evaluate(tmp_path, params_path, model_path, test_path, curve):
         [
             sys.executable,
             "-m",
-            "pipeline.evaluate",
+            "pipeline.stages.evaluate",
             "--params",
             str(params_path),
             "--model",

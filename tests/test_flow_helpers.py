@@ -98,8 +98,12 @@ def test_metrics_table_has_every_metric_beside_the_one_before(metrics):
     assert len(rows) == 3 + 2 * 3
     assert rows[("overall", "accuracy")]["change"] == "+0.0500"
     assert rows[("Trouser", "recall")] == {
-        "scope": "Trouser", "metric": "recall", "value": 0.8, "before this run": 0.8, "change": "+0.0000",
-    }  # fmt: skip
+        "scope": "Trouser",
+        "metric": "recall",
+        "value": 0.8,
+        "before this run": 0.8,
+        "change": "+0.0000",
+    }
     first = metrics_table(metrics, None)
     assert all(row["before this run"] == "-" for row in first)
 

@@ -11,8 +11,7 @@ import pytest
 from pipeline.datasets import FILE_NAMES, DatasetSpec, dataset_spec
 from pipeline.errors import PipelineError
 from pipeline.idx import encode_idx
-from pipeline.ingest import MANIFEST_NAME, choose_source, ingest
-from pipeline.params import IngestParams
+from pipeline.ingestion import MANIFEST_NAME, IngestParams, choose_source, ingest_dataset
 from tests.conftest import write_dataset
 
 CUSTOM = dataset_spec("custom")
@@ -33,7 +32,7 @@ def params(**overrides) -> IngestParams:
 
 
 def run_ingest(spec, out_dir, **overrides):
-    return ingest(choose_source(params(**overrides), spec), spec, out_dir)
+    return ingest_dataset(choose_source(params(**overrides), spec), spec, out_dir)
 
 
 def test_custom_dataset_is_accepted_unverified(tiny_dataset, tmp_path):

@@ -3,11 +3,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.model import build_model, build_optimizer, compile_model
-from pipeline.params import ParamsError, TrainParams
+from pipeline.model import TrainParams, build_model, build_optimizer, compile_model
+from pipeline.params import ParamsError, load_params
 from tests.conftest import REPO_ROOT, square_images
 
-DEFAULTS = TrainParams.load(REPO_ROOT / "params.yaml")
+DEFAULTS = load_params(TrainParams, REPO_ROOT / "params.yaml")
 # The tutorial's model: two plain conv blocks, Dense(128), Adam(1e-4), batch 32, 10 epochs.
 TUTORIAL = replace(
     DEFAULTS,
@@ -147,7 +147,7 @@ def test_a_tiny_training_run_lowers_the_loss():
 def test_label_smoothing_trains_on_one_hot_targets_and_caps_confidence():
     import keras
 
-    from pipeline.train import make_dataset
+    from pipeline.training import make_dataset
 
     images, labels = square_images(400, seed=0)
     confidence = {}
@@ -183,4 +183,4 @@ def test_label_smoothing_trains_on_one_hot_targets_and_caps_confidence():
 )
 def test_bad_train_params_name_the_key(write_params, key, value, message):
     with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        TrainParams.load(write_params({f"train.{key}": value}))
+        load_params(TrainParams, write_params({f"train.{key}": value}))

@@ -13,9 +13,11 @@ JQUERY = '<script src="https://code.jquery.com/jquery-3.7.1.min.js" integrity="s
 def test_nested_pages_point_at_local_copies(tmp_path):
     page = tmp_path / "docs" / "validations" / "a" / "b.html"
     page.parent.mkdir(parents=True)
-    page.write_text(f'<html><head>{JQUERY}</script><link rel="icon" href="../../static/images/favicon.ico">'
-                    '<script src="https://cdn.jsdelivr.net/npm/vega@5"></script></head>'
-                    '<body><a href="https://greatexpectations.io">GX</a></body></html>')  # fmt: skip
+    page.write_text(
+        f'<html><head>{JQUERY}</script><link rel="icon" href="../../static/images/favicon.ico">'
+        '<script src="https://cdn.jsdelivr.net/npm/vega@5"></script></head>'
+        '<body><a href="https://greatexpectations.io">GX</a></body></html>'
+    )
     make_offline(tmp_path / "docs", PACKAGES)
     text = page.read_text()
     assert '<script src="../../static/vendor/jquery/dist/jquery.min.js">' in text  # no integrity/crossorigin

@@ -5,21 +5,24 @@ import pytest
 
 from pipeline.datasets import dataset_spec
 from pipeline.errors import PipelineError
-from pipeline.params import IngestParams, ParamsError, PreprocessParams, ValidateParams
+from pipeline.ingestion import IngestParams
+from pipeline.params import ParamsError, load_params
+from pipeline.prepared import PreprocessParams
+from pipeline.validation import ValidateParams
 from tests.conftest import REPO_ROOT
 
 
 def test_repository_params_load():
-    assert IngestParams.load(REPO_ROOT / "params.yaml").dataset == "fashion_mnist"
-    assert ValidateParams.load(REPO_ROOT / "params.yaml").expected_rows == {"train": 60000, "test": 10000}
-    assert 0 < PreprocessParams.load(REPO_ROOT / "params.yaml").val_fraction < 1
+    assert load_params(IngestParams, REPO_ROOT / "params.yaml").dataset == "fashion_mnist"
+    assert load_params(ValidateParams, REPO_ROOT / "params.yaml").expected_rows == {"train": 60000, "test": 10000}
+    assert 0 < load_params(PreprocessParams, REPO_ROOT / "params.yaml").val_fraction < 1
 
 
 @pytest.mark.parametrize("value", [-0.1, 0, 1, 1.5])
 def test_val_fraction_outside_0_1_names_key_and_value(write_params, value):
     path = write_params({"preprocess.val_fraction": value})
     with pytest.raises(ParamsError) as caught:
-        PreprocessParams.load(path)
+        load_params(PreprocessParams, path)
     assert str(caught.value) == f"{path}: preprocess.val_fraction must be > 0 and < 1, got {value!r}"
 
 
@@ -43,18 +46,18 @@ def test_bad_values_name_the_key(write_params, key, value, message):
     path = write_params({key: value})
     loader = {"preprocess": PreprocessParams, "ingest": IngestParams, "validate": ValidateParams}[key.split(".")[0]]
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        loader.load(path)
+        load_params(loader, path)
 
 
 def test_unknown_and_missing_keys(write_params, repo_params):
     with pytest.raises(ParamsError, match=r"preprocess.val_fracton is not a known key"):
-        PreprocessParams.load(write_params({"preprocess.val_fracton": 0.1}))
+        load_params(PreprocessParams, write_params({"preprocess.val_fracton": 0.1}))
     del repo_params["preprocess"]["seed"]
     with pytest.raises(ParamsError, match=r"preprocess.seed is missing"):
-        PreprocessParams.load(write_params())
+        load_params(PreprocessParams, write_params())
     del repo_params["preprocess"]
     with pytest.raises(ParamsError, match=r"section 'preprocess' is missing"):
-        PreprocessParams.load(write_params())
+        load_params(PreprocessParams, write_params())
 
 
 def test_unknown_dataset_name():
@@ -68,7 +71,7 @@ def test_stage_exits_with_one_line_error(write_params, tmp_path):
         [
             sys.executable,
             "-m",
-            "pipeline.preprocess",
+            "pipeline.stages.preprocess",
             "--params",
             str(path),
             "--raw",

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from pipeline.datasets import dataset_spec
-from pipeline.drift import check_drift
+from pipeline.drift_check import DriftParams, check_drift
 from pipeline.drift_features import load_features
 from pipeline.images import Batch, load_batch
-from pipeline.params import DriftParams
-from pipeline.preprocess import load_arrays
+from pipeline.params import load_params
+from pipeline.prepared import load_arrays
 from pipeline.shifts import SCENARIOS
 from tests.conftest import run
 
@@ -113,7 +113,7 @@ def test_clean_test_set_shows_no_drift(workspace):
 @pytest.fixture(scope="module")
 def drift_inputs(workspace, real_model):
     root, _ = workspace
-    params = DriftParams.load(root / "params.yaml")
+    params = load_params(DriftParams, root / "params.yaml")
     reference = load_features(root / "data" / "drift" / "reference.npz")
     return real_model, reference, load_batch(root / "data" / "prepared" / "test.npz"), params
 

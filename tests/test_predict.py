@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from pipeline.datasets import dataset_spec
-from pipeline.preprocess import save_arrays
+from pipeline.prepared import save_arrays
 from tests.conftest import REPO_ROOT, TINY_TRAIN, run, set_keys, square_images
 from tests.test_train import run_train
 
@@ -36,7 +36,7 @@ def square_model(tmp_path_factory) -> Path:
 
 
 def predict(*arguments, check=True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pipeline.predict", *map(str, arguments)]
+    command = [sys.executable, "-m", "pipeline.stages.predict", *map(str, arguments)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
     if check:
         assert result.returncode == 0, result.stderr
@@ -103,9 +103,15 @@ def test_skipping_unreadable_files_names_them_and_predicts_the_rest(square_model
     (tmp_path / "pictures" / "broken.png").write_bytes(b"garbage")
     (tmp_path / "empty.npy").write_bytes(b"")
     result = predict(
-        "--model", square_model, tmp_path / "pictures", tmp_path / "empty.npy", "--on-error", "skip",
-        "--output", tmp_path / "out.csv",
-    )  # fmt: skip
+        "--model",
+        square_model,
+        tmp_path / "pictures",
+        tmp_path / "empty.npy",
+        "--on-error",
+        "skip",
+        "--output",
+        tmp_path / "out.csv",
+    )
     assert f"predict: skipped {tmp_path / 'pictures' / 'broken.png'}: unreadable image" in result.stderr
     assert f"predict: skipped {tmp_path / 'empty.npy'}: unreadable .npy" in result.stderr
     assert len(pd.read_csv(tmp_path / "out.csv")) == 10
@@ -143,7 +149,7 @@ def product_photo(image: np.ndarray) -> Image.Image:
 
 @pytest.mark.slow
 def test_predicting_pngs_of_real_test_images_matches_the_evaluate_stage(default_pipeline, tmp_path):
-    from pipeline.preprocess import load_arrays
+    from pipeline.prepared import load_arrays
 
     root, _ = default_pipeline
     images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
@@ -161,7 +167,7 @@ def test_predicting_pngs_of_real_test_images_matches_the_evaluate_stage(default_
 
 @pytest.mark.slow
 def test_product_photos_on_white_are_converted_and_keep_their_class(default_pipeline, tmp_path):
-    from pipeline.preprocess import load_arrays
+    from pipeline.prepared import load_arrays
 
     root, _ = default_pipeline
     images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
@@ -169,8 +175,15 @@ def test_product_photos_on_white_are_converted_and_keep_their_class(default_pipe
     (tmp_path / "photos").mkdir()
     for index in range(count):
         product_photo(images[index]).save(tmp_path / "photos" / f"photo{index:03d}.jpg", quality=90)
-    predict("--model", root / "models" / "model.keras", "--dataset", "fashion_mnist", tmp_path / "photos",
-            "--output", tmp_path / "predicted.csv")  # fmt: skip
+    predict(
+        "--model",
+        root / "models" / "model.keras",
+        "--dataset",
+        "fashion_mnist",
+        tmp_path / "photos",
+        "--output",
+        tmp_path / "predicted.csv",
+    )
     predicted = pd.read_csv(tmp_path / "predicted.csv")["class"]
     evaluated = pd.read_csv(root / "reports" / "evaluate" / "predictions.csv")["predicted"][:count]
     assert (predicted.to_numpy() == evaluated.to_numpy()).mean() >= 0.9

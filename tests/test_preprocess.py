@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.preprocess import load_arrays, save_arrays, stratified_split, to_nhwc
+from pipeline.prepared import load_arrays, save_arrays, stratified_split, to_nhwc
 from tests.conftest import REPO_ROOT, write_dataset, write_manifest
 
 
@@ -48,7 +48,7 @@ def test_stage_writes_prepared_arrays_and_pictures(tiny_arrays, tmp_path):
         [
             sys.executable,
             "-m",
-            "pipeline.preprocess",
+            "pipeline.stages.preprocess",
             "--raw",
             str(raw),
             "--dataset",

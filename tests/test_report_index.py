@@ -2,7 +2,7 @@
 
 import json
 
-from pipeline.report_index import render_index
+from pipeline.index_page import render_index
 
 LINEAGE = {"git revision": "abc1234", "data": "fashion_mnist sha256:0123", "params": {"train": {"epochs": 3}}}
 

@@ -32,9 +32,14 @@ def test_strength_zero_is_no_shift(batch, scenario):
 
 @pytest.mark.parametrize(
     ("scenario", "feature", "direction"),
-    [("brightness", "mean_intensity", 1), ("contrast", "contrast", -1), ("blur", "edge_energy", -1),
-     ("noise", "edge_energy", 1), ("inversion", "mean_intensity", 1)],
-)  # fmt: skip
+    [
+        ("brightness", "mean_intensity", 1),
+        ("contrast", "contrast", -1),
+        ("blur", "edge_energy", -1),
+        ("noise", "edge_energy", 1),
+        ("inversion", "mean_intensity", 1),
+    ],
+)
 def test_scenarios_move_the_feature_they_should(batch, scenario, feature, direction):
     images, labels = batch
     before = pixel_statistics(images)[feature].mean()

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.params import TrainParams
-from pipeline.preprocess import load_prepared, save_arrays
-from pipeline.train import fit, prepare_checkpoint_dir, run_fingerprint
+from pipeline.model import TrainParams
+from pipeline.params import load_params
+from pipeline.prepared import load_prepared, save_arrays
+from pipeline.training import fit, prepare_checkpoint_dir, run_fingerprint
 from tests.conftest import REPO_ROOT, TINY_TRAIN
 
 
@@ -21,7 +22,7 @@ def run_train(tmp_path, params_path, prepared_dir, out="out"):
         [
             sys.executable,
             "-m",
-            "pipeline.train",
+            "pipeline.stages.train",
             "--params",
             str(params_path),
             "--train",
@@ -73,7 +74,7 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, write_params, prepared_dir, monkeypatch):
-    params = replace(TrainParams.load(write_params(TINY_TRAIN)), epochs=4)
+    params = replace(load_params(TrainParams, write_params(TINY_TRAIN)), epochs=4)
     splits = load_prepared(prepared_dir / "train.npz"), load_prepared(prepared_dir / "val.npz")
     checkpoint = tmp_path / "checkpoint"
     fingerprint = run_fingerprint(params, [prepared_dir / "train.npz", prepared_dir / "val.npz"])
@@ -99,7 +100,9 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, write_params, 
 
 def test_a_label_smoothed_model_validates_and_reloads_with_stock_keras(tmp_path, write_params, prepared_dir):
     # Without flip averaging the saved model is the compiled one, loss included: it must need no custom code.
-    params = TrainParams.load(write_params({**TINY_TRAIN, "train.label_smoothing": 0.2, "train.flip_averaging": False}))
+    params = load_params(
+        TrainParams, write_params({**TINY_TRAIN, "train.label_smoothing": 0.2, "train.flip_averaging": False})
+    )
     splits = [load_prepared(prepared_dir / f"{name}.npz") for name in ("train", "val")]
     prepare_checkpoint_dir(tmp_path / "checkpoint", "fingerprint")
     model, history = fit(params, *splits, tmp_path / "checkpoint")
@@ -112,7 +115,7 @@ def test_a_label_smoothed_model_validates_and_reloads_with_stock_keras(tmp_path,
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path, write_params, prepared_dir):
-    params = TrainParams.load(write_params(TINY_TRAIN))
+    params = load_params(TrainParams, write_params(TINY_TRAIN))
     data = [prepared_dir / "train.npz", prepared_dir / "val.npz"]
     prepare_checkpoint_dir(tmp_path / "checkpoint", run_fingerprint(params, data))
     (tmp_path / "checkpoint" / "stale").write_text("x")

@@ -136,7 +136,7 @@ def test_monitor_retrains_on_a_drifted_batch_and_not_on_a_clean_one(first_run, w
 def test_monitor_checks_a_folder_of_pictures(first_run, workspace, tmp_path):
     from PIL import Image
 
-    from pipeline.preprocess import load_arrays
+    from pipeline.prepared import load_arrays
 
     images, _ = load_arrays(workspace / "data" / "prepared" / "test.npz")
     for index, image in enumerate(images[:300]):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.params import load_params
 from pipeline.search_space import TuneParams
 from tests.conftest import REPO_ROOT, TINY_TRAIN, set_keys, write_manifest
 
@@ -38,9 +39,21 @@ def write_tune_params(directory, **tune):
 
 
 def tune_command(directory) -> list[str]:
-    return [sys.executable, "-m", "pipeline.tune", "--params", str(directory / "params.yaml"),
-            "--prepared", str(directory / "prepared"), "--manifest", str(directory / "raw" / "manifest.json"),
-            "--state", str(directory / "state"), "--out", str(directory / "out")]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.stages.tune",
+        "--params",
+        str(directory / "params.yaml"),
+        "--prepared",
+        str(directory / "prepared"),
+        "--manifest",
+        str(directory / "raw" / "manifest.json"),
+        "--state",
+        str(directory / "state"),
+        "--out",
+        str(directory / "out"),
+    ]
 
 
 def run_tune(directory) -> subprocess.CompletedProcess:
@@ -105,10 +118,10 @@ def test_a_val_loss_search_adopts_its_lowest_loss(search_dir):
 
 def test_final_epochs_must_be_a_whole_number_or_null(tmp_path):
     with pytest.raises(PipelineError, match=r"tune\.final_epochs must be >= 1 or null, got 0$"):
-        TuneParams.load(write_tune_params(tmp_path, final_epochs=0))
+        load_params(TuneParams, write_tune_params(tmp_path, final_epochs=0))
     with pytest.raises(PipelineError, match=r"tune\.final_epochs must be an integer or null, got 2\.5$"):
-        TuneParams.load(write_tune_params(tmp_path, final_epochs=2.5))
-    assert TuneParams.load(write_tune_params(tmp_path, final_epochs=None)).final_epochs is None
+        load_params(TuneParams, write_tune_params(tmp_path, final_epochs=2.5))
+    assert load_params(TuneParams, write_tune_params(tmp_path, final_epochs=None)).final_epochs is None
 
 
 def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_dir):
@@ -136,7 +149,7 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_di
 def test_a_search_stopped_between_a_new_trials_two_state_writes_runs_that_trial_on_resuming(search_dir, monkeypatch):
     from keras_tuner.src.engine.oracle import Oracle
 
-    from pipeline.tune import main
+    from pipeline.stages.tune import main
 
     write_tune_params(search_dir, strategy="random", max_trials=4)
     save_oracle = Oracle.save
@@ -158,7 +171,7 @@ def test_a_search_stopped_between_a_new_trials_two_state_writes_runs_that_trial_
 
 
 def test_a_state_write_that_fails_part_way_leaves_the_last_state_readable(tmp_path, monkeypatch):
-    from pipeline.tune import save_json_atomically
+    from pipeline.keras_tuner_patches import save_json_atomically
 
     state_file = tmp_path / "oracle.json"
     save_json_atomically(state_file, {"trials": 1})
@@ -200,21 +213,21 @@ def test_a_changed_search_starts_anew(search_dir):
 def test_a_malformed_search_space_is_an_error_naming_the_key(tmp_path, space, message):
     path = write_tune_params(tmp_path, space=space)
     with pytest.raises(PipelineError, match="^" + str(path).replace(".", r"\.") + r": ") as raised:
-        TuneParams.load(path)
+        load_params(TuneParams, path)
     assert message in str(raised.value)
 
 
 def test_val_loss_cannot_rank_trials_of_different_label_smoothing(tmp_path):
     path = write_tune_params(tmp_path, objective="val_loss", space={"label_smoothing": [0.0, 0.1]})
     with pytest.raises(PipelineError, match="tune.space.label_smoothing varies, so objective val_loss cannot compare"):
-        TuneParams.load(path)
-    TuneParams.load(write_tune_params(tmp_path, objective="val_loss", space={"label_smoothing": [0.1]}))
+        load_params(TuneParams, path)
+    load_params(TuneParams, write_tune_params(tmp_path, objective="val_loss", space={"label_smoothing": [0.1]}))
 
 
 def test_grid_search_needs_steps_on_continuous_ranges(tmp_path):
     path = write_tune_params(tmp_path, strategy="grid", space={"learning_rate": {"min": 0.001, "max": 0.01}})
     with pytest.raises(PipelineError, match="tune.space.learning_rate needs a step or a list of values for grid"):
-        TuneParams.load(path)
+        load_params(TuneParams, path)
 
 
 def test_the_stage_reports_a_malformed_space_in_one_line(search_dir):
@@ -226,7 +239,7 @@ def test_the_stage_reports_a_malformed_space_in_one_line(search_dir):
 
 
 def adopt(params_file, best_file, check=True):
-    command = [sys.executable, "-m", "pipeline.adopt", "--params", str(params_file), "--best", str(best_file)]
+    command = [sys.executable, "-m", "pipeline.stages.adopt", "--params", str(params_file), "--best", str(best_file)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0 or not check, result.stderr
     return result

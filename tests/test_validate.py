@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.datasets import SPLITS, load_raw_split
-from pipeline.params import ValidateParams
-from pipeline.validate import failure_message, image_table, run_suite
+from pipeline.validation import ValidateParams, failures_line, image_table, run_suite
 from tests.conftest import REPO_ROOT, write_dataset, write_manifest
 
 
@@ -82,7 +81,7 @@ def test_each_kind_of_broken_data_fails_naming_the_expectation(tiny_arrays, brea
     found = [(failure["split"], failure["expectation"], failure["unexpected_rows"]) for failure in summary["failed"]]
     assert found == failures
     split, expectation, _ = failures[0]
-    assert f"{split}: expectation '{expectation}'" in failure_message(summary)
+    assert f"{split}: expectation '{expectation}'" in failures_line(summary)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +111,7 @@ def run_validate_stage(raw_dir, params_path, tmp_path):
         [
             sys.executable,
             "-m",
-            "pipeline.validate",
+            "pipeline.stages.validate",
             "--params",
             str(params_path),
             "--raw",

@@ -1,4 +1,4 @@
-"""ingest: obtain the four IDX files of a dataset, verify them, and place them under data/raw/<dataset>/.
+"""Obtaining the four IDX files of a dataset, verified, for the ingest stage.
 
 Sources, in order: `ingest.source_dir` when set, the system dataset folder (Debian's
 dataset-fashion-mnist), then the download mirrors. Every file is checked (IDX header, counts,
@@ -17,17 +17,28 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from pipeline.cli import run_stage
-from pipeline.datasets import FILE_NAMES, SPLITS, DatasetSpec, check_split, dataset_spec
+from pipeline.datasets import FILE_NAMES, SPLITS, DatasetSpec, check_split
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.idx import decompress, parse_idx, read_bytes
-from pipeline.params import IngestParams
+from pipeline.params import param
 
 MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    SECTION: ClassVar[str] = "ingest"
+    dataset: str = param("text", description="a dataset name")
+    source_dir: str | None = param("text", description="a directory path or null", optional=True)
+    system_dirs: dict[str, str] = param("string_map", item_kind=str, description="a directory path")
+    mirrors: dict[str, list[str]] = param("string_map", item_kind=list, description="a list of base URLs")
+    download_timeout_seconds: float = param("number", above=0)
+    download_attempts: int = param("number", integer=True, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,7 @@ def verify_file(name: str, data: bytes, spec: DatasetSpec, origin: str) -> tuple
     return values, digest
 
 
-def ingest(source: Source, spec: DatasetSpec, out_dir: Path) -> dict:
+def ingest_dataset(source: Source, spec: DatasetSpec, out_dir: Path) -> dict:
     """Verify all four files from `source` and write them (decompressed) with a manifest to `out_dir`."""
     with atomic_path(out_dir) as staging:
         staging.mkdir()
@@ -139,22 +150,3 @@ def ingest(source: Source, spec: DatasetSpec, out_dir: Path) -> dict:
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/raw/fashion_mnist")
-
-    def work(arguments):
-        params = IngestParams.load(Path(arguments.params))
-        spec = dataset_spec(params.dataset)
-        source = choose_source(params, spec)
-        manifest = ingest(source, spec, arguments.out)
-        state = "verified" if manifest["verified"] else "UNVERIFIED (structural checks only)"
-        print(f"ingest: {spec.name} from {source.kind} {source.location}: {manifest['counts']} {state}")
-
-    run_stage("ingest", configure, work, argv)
-
-
-if __name__ == "__main__":
-    main()

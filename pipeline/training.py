@@ -1,30 +1,24 @@
-"""train: fit the CNN on the prepared train split, validating on val, and save it in Keras format.
+"""Fitting the CNN: seeded batches, deterministic ops, and a checkpoint an interrupted run resumes from.
 
-Resumable: each finished epoch is backed up under --checkpoint-dir, and a rerun with the same
-params and data continues from the last finished epoch instead of starting over.
+Used by the train stage and by every trial of the tune stage. Each finished epoch is backed up in a
+checkpoint folder, and a rerun with the same params and data continues from the last finished epoch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
-import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.cli import run_stage
 from pipeline.datasets import NUM_CLASSES
-from pipeline.files import atomic_path
 from pipeline.keras_runtime import load_keras
-from pipeline.model import compile_model, one_hot_targets, with_flip_averaging
-from pipeline.params import TrainParams
-from pipeline.plots import save_learning_curve
-from pipeline.preprocess import load_prepared
+from pipeline.model import TrainParams, compile_model, one_hot_targets
+from pipeline.plots import headless_pyplot
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 VALIDATION_BATCH = 1024  # prediction batch only: speed, not results
@@ -127,60 +121,19 @@ def fit(params: TrainParams, train_split, val_split, checkpoint_dir: Path):
     return model, history[HISTORY_COLUMNS].reset_index(drop=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--train", required=True, type=Path, help="prepared training split (.npz)")
-        parser.add_argument("--val", required=True, type=Path, help="prepared validation split (.npz)")
-        parser.add_argument("--model", required=True, type=Path, help="output model file (.keras)")
-        parser.add_argument("--history", required=True, type=Path, help="output per-epoch history (.csv)")
-        parser.add_argument("--curve", required=True, type=Path, help="output learning-curve plot (.png)")
-        parser.add_argument("--metrics", required=True, type=Path, help="output final validation metrics (.json)")
-        parser.add_argument("--timing", required=True, type=Path, help="output training time and speed (.json)")
-        parser.add_argument("--checkpoint-dir", required=True, type=Path, help="where an interrupted run resumes from")
-
-    def work(arguments):
-        params = TrainParams.load(Path(arguments.params))
-        train_split, val_split = load_prepared(arguments.train), load_prepared(arguments.val)
-        resuming = prepare_checkpoint_dir(
-            arguments.checkpoint_dir, run_fingerprint(params, [arguments.train, arguments.val])
-        )
-        if resuming:
-            print(f"train: resuming the interrupted run from {arguments.checkpoint_dir}")
-        epochs_done_before = completed_epochs(arguments.checkpoint_dir)
-        started = time.perf_counter()
-        model, history = fit(params, train_split, val_split, arguments.checkpoint_dir)
-        seconds = time.perf_counter() - started
-        # Early stopping restores the weights of the epoch with the best val_loss: report that one.
-        kept = history.loc[history["val_loss"].idxmin()] if params.early_stopping_patience else history.iloc[-1]
-        # Metrics are what DVC compares between runs, so they hold results only; time goes apart.
-        metrics = {
-            "epochs": len(history),
-            "val_accuracy": round(float(kept["val_accuracy"]), 6),
-            "val_loss": round(float(kept["val_loss"]), 6),
-        }
-        trained_images = len(train_split[1]) * (len(history) - epochs_done_before)
-        timing = {
-            "train_seconds": round(seconds, 1),
-            "images_per_second": round(trained_images / seconds, 1),
-            "resumed": resuming,
-        }
-        if params.flip_averaging:
-            model = with_flip_averaging(model)
-        with contextlib.ExitStack() as stack:
-            model_file, history_file, curve_file, metrics_file, timing_file = (
-                stack.enter_context(atomic_path(path))
-                for path in (arguments.model, arguments.history, arguments.curve, arguments.metrics, arguments.timing)
-            )
-            model.save(model_file)
-            history.to_csv(history_file, index=False, float_format="%.6f")
-            save_learning_curve(history, curve_file)
-            metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
-            timing_file.write_text(json.dumps(timing, indent=2) + "\n")
-        shutil.rmtree(arguments.checkpoint_dir, ignore_errors=True)
-        print(f"train: {metrics['epochs']} epochs in {seconds:.0f} s, val accuracy {metrics['val_accuracy']:.4f}")
-
-    run_stage("train", configure, work, argv)
-
-
-if __name__ == "__main__":
-    main()
+def save_learning_curve(history: pd.DataFrame, path: Path) -> None:
+    """The tutorial's learning curve (train vs validation loss), with accuracy beside it."""
+    plt = headless_pyplot()
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        axis.plot(history["epoch"], history[metric], marker="o", markersize=3, label=f"train {metric}")
+        axis.plot(history["epoch"], history[f"val_{metric}"], marker="o", markersize=3, label=f"validation {metric}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    loss_axis.set_title("Learning curve: loss")
+    accuracy_axis.set_title("Learning curve: accuracy")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, format="png")
+    plt.close(figure)

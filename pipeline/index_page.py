@@ -1,4 +1,4 @@
-"""report_index: reports/index.html, one page linking every report with where it came from.
+"""The reports index (reports/index.html): one page linking every report with its headline figure and lineage.
 
 Links are relative, so the page and the reports open from disk, offline, wherever the folder is copied.
 """
@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.cli import run_stage
-from pipeline.files import atomic_path
+from pipeline.objectives import best_score
 from pipeline.report import STYLE, lineage_list
-from pipeline.search_space import best_score
 
 
 @dataclass(frozen=True)
@@ -132,21 +130,3 @@ dl { background: #f3f5f8; padding: 0.5rem 1rem; font-size: 0.9em; }
 dt { font-weight: 600; float: left; clear: left; width: 11rem; }
 dd { margin-left: 11rem; font-family: monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
 """
-
-
-def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--reports", required=True, type=Path, help="the reports folder")
-        parser.add_argument("--out", required=True, type=Path, help="output: the index page (.html)")
-
-    def work(arguments):
-        page = render_index(arguments.reports, arguments.out.parent)
-        with atomic_path(arguments.out) as staging:
-            staging.write_text(page)
-        print(f"report_index: {arguments.out}")
-
-    run_stage("report_index", configure, work, argv)
-
-
-if __name__ == "__main__":
-    main()

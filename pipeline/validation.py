@@ -1,26 +1,32 @@
-"""validate: a Great Expectations suite over a per-image table of each split; any broken expectation fails the run.
-
-Writes GX Data Docs (reports/validate/data_docs/) and a json summary naming every failed expectation.
-"""
+"""The validate stage's Great Expectations suite over a per-image table of each split, its Data Docs and summary."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from pipeline.cli import run_stage
-from pipeline.datasets import NUM_CLASSES, SPLITS, load_raw_split
-from pipeline.errors import PipelineError
-from pipeline.files import atomic_path
-from pipeline.lineage import lineage
-from pipeline.offline_docs import make_offline
-from pipeline.params import ValidateParams, read_section
+from pipeline.datasets import NUM_CLASSES
+from pipeline.params import SectionReader, param
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    SECTION: ClassVar[str] = "validate"
+    expected_rows: dict[str, int] = param("string_map", item_kind=int, description="a positive row count")
+    class_share_tolerance: float = param("number", above=0, below=1)
+    max_test_duplicates_in_train: float = param("number", minimum=0, below=1)
+
+    def check(self, reader: SectionReader) -> None:
+        for split in ("train", "test"):
+            if self.expected_rows.get(split, 0) <= 0:
+                raise reader.fail(
+                    f"expected_rows.{split}", "must be a positive row count", self.expected_rows.get(split)
+                )
 
 
 def image_table(images: np.ndarray, labels: np.ndarray, train_images: np.ndarray | None = None) -> pd.DataFrame:
@@ -139,10 +145,10 @@ def run_suite(tables: dict[str, pd.DataFrame], params: ValidateParams, docs_dir:
         )
         run = checkpoint.run(batch_parameters={"dataframe": table})
         results[split] = next(iter(run.run_results.values()))
-    return summarize(results, tables)
+    return validation_summary(results, tables)
 
 
-def summarize(results: dict, tables: dict[str, pd.DataFrame]) -> dict:
+def validation_summary(results: dict, tables: dict[str, pd.DataFrame]) -> dict:
     failed, evaluated = [], 0
     for split, result in results.items():
         for outcome in result.results:
@@ -163,7 +169,8 @@ def summarize(results: dict, tables: dict[str, pd.DataFrame]) -> dict:
     return {"success": not failed, "evaluated": evaluated, "passed": evaluated - len(failed), "failed": failed}
 
 
-def failure_message(summary: dict) -> str:
+def failures_line(summary: dict) -> str:
+    """Every failed expectation in one line: split, name, type and how many rows broke it."""
     parts = []
     for failure in summary["failed"]:
         if failure["unexpected_rows"] is not None:
@@ -172,41 +179,3 @@ def failure_message(summary: dict) -> str:
             broke = f"observed {failure['observed_value']}"
         parts.append(f"{failure['split']}: expectation '{failure['expectation']}' ({failure['type']}) {broke}")
     return f"{len(parts)} expectation(s) failed: " + "; ".join(parts)
-
-
-def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--raw", required=True, type=Path, help="folder of the four IDX files")
-        parser.add_argument("--docs", required=True, type=Path, help="Data Docs output folder")
-        parser.add_argument("--summary", required=True, type=Path, help="json summary output file")
-        parser.add_argument("--lineage", required=True, type=Path, help="output: where the Data Docs came from (.json)")
-        parser.add_argument(
-            "--web-assets", required=True, type=Path, help="the npm packages of package.json, for offline Data Docs"
-        )
-
-    def work(arguments):
-        params = ValidateParams.load(Path(arguments.params))
-        splits = {split: load_raw_split(arguments.raw, split) for split in SPLITS}
-        train_images = splits["train"][0]
-        tables = {
-            split: image_table(images, labels, None if split == "train" else train_images)
-            for split, (images, labels) in splits.items()
-        }
-        record = lineage(arguments.raw / "manifest.json", {"validate": read_section("validate", arguments.params)})
-        outputs = (arguments.docs, arguments.summary, arguments.lineage)
-        with contextlib.ExitStack() as stack:
-            docs_dir, summary_file, lineage_file = (stack.enter_context(atomic_path(path)) for path in outputs)
-            summary = run_suite(tables, params, docs_dir)
-            make_offline(docs_dir, arguments.web_assets)
-            summary_file.write_text(json.dumps(summary, indent=2) + "\n")
-            lineage_file.write_text(json.dumps(record, indent=2) + "\n")
-        # The report of a failed validation is complete and kept, so the user can read what broke.
-        if not summary["success"]:
-            raise PipelineError(failure_message(summary))
-        print(f"validate: {summary['passed']}/{summary['evaluated']} expectations passed")
-
-    run_stage("validate", configure, work, argv)
-
-
-if __name__ == "__main__":
-    main()

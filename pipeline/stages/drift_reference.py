@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import run_command
+from pipeline.drift_check import DriftParams
 from pipeline.drift_features import image_features, save_features
-from pipeline.evaluate import load_model
 from pipeline.files import atomic_path
-from pipeline.params import DriftParams
-from pipeline.preprocess import load_prepared
+from pipeline.model import load_model
+from pipeline.params import load_params
+from pipeline.prepared import load_prepared
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,14 +20,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--out", required=True, type=Path, help="output: the reference features (.npz)")
 
     def work(arguments):
-        params = DriftParams.load(Path(arguments.params))
+        params = load_params(DriftParams, arguments.params)
         images, _ = load_prepared(arguments.prepared / f"{params.reference}.npz")
         features = image_features(load_model(arguments.model), images, params.batch_size)
         with atomic_path(arguments.out) as staging:
             save_features(staging, features)
         print(f"drift_reference: features of {len(images)} {params.reference} images")
 
-    run_stage("drift_reference", configure, work, argv)
+    run_command("drift_reference", configure, work, argv)
 
 
 if __name__ == "__main__":

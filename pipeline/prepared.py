@@ -1,4 +1,4 @@
-"""preprocess: raw IDX to NHWC uint8 arrays with a stratified, seeded validation split, plus sample pictures.
+"""The prepared splits: raw IDX made into NHWC uint8 arrays with a stratified, seeded validation split.
 
 Images stay 0-255 uint8 here: scaling by 1/255 happens once, inside the model, so a served model
 takes the same raw images the pipeline ingested.
@@ -6,21 +6,24 @@ takes the same raw images the pipeline ingested.
 
 from __future__ import annotations
 
-import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from pipeline.cli import run_stage
-from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES, dataset_spec, load_raw_split
+from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
 from pipeline.errors import PipelineError
-from pipeline.files import atomic_path
-from pipeline.lineage import lineage
-from pipeline.params import PreprocessParams, read_section
-from pipeline.plots import save_sample_pictures
+from pipeline.params import param
+from pipeline.plots import headless_pyplot
 
-ARRAY_FILES = ("train.npz", "val.npz", "test.npz")
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    SECTION: ClassVar[str] = "preprocess"
+    val_fraction: float = param("number", above=0, below=1)
+    seed: int = param("number", integer=True, minimum=0)
 
 
 def to_nhwc(images: np.ndarray) -> np.ndarray:
@@ -66,35 +69,22 @@ def load_prepared(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--raw", required=True, type=Path, help="folder of the four IDX files")
-        parser.add_argument("--out", required=True, type=Path, help="output folder for train/val/test .npz")
-        parser.add_argument("--pictures", required=True, type=Path, help="output folder for the sample pictures")
-        parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
+def save_sample_pictures(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out_dir: Path) -> None:
+    """The tutorial's two pictures: one image with a colour bar, and a 5x5 grid labelled with class names."""
+    plt = headless_pyplot()
+    figure, axis = plt.subplots(figsize=(4, 4))
+    shown = axis.imshow(images[0, :, :, 0], cmap="gray")
+    figure.colorbar(shown, ax=axis)
+    axis.set_title(class_names[labels[0]])
+    figure.savefig(out_dir / "sample_image.png", dpi=100)
+    plt.close(figure)
 
-    def work(arguments):
-        params = PreprocessParams.load(Path(arguments.params))
-        class_names = dataset_spec(arguments.dataset).class_names
-        train_images, train_labels = load_raw_split(arguments.raw, "train")
-        test_images, test_labels = load_raw_split(arguments.raw, "test")
-        train_images, test_images = to_nhwc(train_images), to_nhwc(test_images)
-        train_index, val_index = stratified_split(train_labels, params.val_fraction, params.seed)
-        with atomic_path(arguments.out) as out_dir:
-            out_dir.mkdir()
-            save_arrays(out_dir / "train.npz", train_images[train_index], train_labels[train_index])
-            save_arrays(out_dir / "val.npz", train_images[val_index], train_labels[val_index])
-            save_arrays(out_dir / "test.npz", test_images, test_labels)
-        with atomic_path(arguments.pictures) as pictures_dir:
-            pictures_dir.mkdir()
-            save_sample_pictures(train_images, train_labels, class_names, pictures_dir)
-            params_used = {"preprocess": read_section("preprocess", arguments.params)}
-            record = lineage(arguments.raw / "manifest.json", params_used)
-            (pictures_dir / "lineage.json").write_text(json.dumps(record, indent=2) + "\n")
-        print(f"preprocess: train {len(train_index)}, val {len(val_index)}, test {len(test_labels)} images")
-
-    run_stage("preprocess", configure, work, argv)
-
-
-if __name__ == "__main__":
-    main()
+    figure, axes = plt.subplots(5, 5, figsize=(8, 8))
+    for index, axis in enumerate(axes.flat):
+        axis.imshow(images[index, :, :, 0], cmap="binary")
+        axis.set_xlabel(class_names[labels[index]])
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    figure.savefig(out_dir / "sample_grid.png", dpi=100)
+    plt.close(figure)

@@ -1,28 +1,21 @@
-"""evaluate: the trained model on the test set: metrics, confusion matrix, classification report, HTML report."""
+"""Scoring the trained model on the test set: metrics, confusion matrix, classification report, HTML report."""
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
-import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from pipeline.cli import run_stage
-from pipeline.datasets import dataset_spec
-from pipeline.errors import PipelineError
-from pipeline.files import atomic_path
-from pipeline.keras_runtime import load_keras
-from pipeline.lineage import lineage
-from pipeline.model_card import data_section, render_model_card
-from pipeline.params import EvaluateParams, read_section
-from pipeline.plots import save_confusion_matrix, save_gallery
-from pipeline.preprocess import load_prepared
+from pipeline.params import param
+from pipeline.plots import headless_pyplot
 from pipeline.report import image_tag, page, table
 
+# The files `evaluate` writes, by name (the model card is written beside them by the stage).
 OUTPUTS = (
     "metrics",
     "predictions",
@@ -35,16 +28,11 @@ OUTPUTS = (
 )
 
 
-def load_model(path: Path):
-    """The saved Keras model; a missing or unreadable file is a one-line error naming it."""
-    if not Path(path).is_file():
-        raise PipelineError(f"{path}: model file not found (run the train stage first)")
-    keras = load_keras()
-
-    try:
-        return keras.models.load_model(path)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise PipelineError(f"{path}: not a readable Keras model ({' '.join(str(error).split())[:200]})") from None
+@dataclass(frozen=True)
+class EvaluateParams:
+    SECTION: ClassVar[str] = "evaluate"
+    batch_size: int = param("number", integer=True, minimum=1)
+    gallery_size: int = param("number", integer=True, minimum=0)
 
 
 def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...]) -> dict:
@@ -142,37 +130,41 @@ def evaluate(
     return metrics, matrix
 
 
-def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--model", required=True, type=Path, help="the trained model (.keras)")
-        parser.add_argument("--test", required=True, type=Path, help="prepared test split (.npz)")
-        parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
-        parser.add_argument("--curve", required=True, type=Path, help="the learning-curve plot from training")
-        parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
-        for name in OUTPUTS:
-            parser.add_argument(f"--{name.replace('_', '-')}", required=True, type=Path, help=f"output: {name}")
-
-    def work(arguments):
-        params = EvaluateParams.load(Path(arguments.params))
-        class_names = dataset_spec(arguments.dataset).class_names
-        test_split = load_prepared(arguments.test)
-        model = load_model(arguments.model)
-        train_params = read_section("train", Path(arguments.params))
-        val_fraction = read_section("preprocess", Path(arguments.params))["val_fraction"]
-        manifest = json.loads(arguments.manifest.read_text())
-        record = lineage(arguments.manifest, {"train": train_params})
-        with contextlib.ExitStack() as stack:
-            outputs = {name: stack.enter_context(atomic_path(getattr(arguments, name))) for name in OUTPUTS}
-            metrics, matrix = evaluate(model, test_split, class_names, params, outputs, arguments.curve, record)
-            card = render_model_card(
-                metrics, matrix, class_names, data_section(manifest, val_fraction), train_params, record
-            )
-            outputs["model_card"].write_text(card)
-            outputs["lineage"].write_text(json.dumps(record, indent=2) + "\n")
-        print(f"evaluate: test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
-
-    run_stage("evaluate", configure, work, argv)
+def save_confusion_matrix(matrix: np.ndarray, class_names: tuple[str, ...], path: Path) -> None:
+    """Counts and row-normalised rates (recall on the diagonal), side by side, with class names."""
+    plt = headless_pyplot()
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(1, 2, figsize=(17, 7.5))
+    for axis, values, title, text in (
+        (axes[0], matrix, "Confusion matrix (counts)", lambda v: f"{int(v)}"),
+        (axes[1], normalised, "Confusion matrix (share of each true class)", lambda v: f"{v:.2f}"),
+    ):
+        axis.imshow(values, cmap="Blues")
+        for row in range(len(class_names)):
+            for column in range(len(class_names)):
+                value = values[row, column]
+                colour = "white" if value > values.max() / 2 else "black"
+                axis.text(column, row, text(value), ha="center", va="center", color=colour, fontsize=8)
+        axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+        axis.set_yticks(range(len(class_names)), class_names)
+        axis.set_xlabel("predicted class")
+        axis.set_ylabel("true class")
+        axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, format="png")
+    plt.close(figure)
 
 
-if __name__ == "__main__":
-    main()
+def save_gallery(images: np.ndarray, captions: list[str], path: Path, columns: int = 8) -> None:
+    """A grid of images with a caption under each."""
+    plt = headless_pyplot()
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.4 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index].squeeze(), cmap="binary")
+            axis.set_title(captions[index], fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, format="png")
+    plt.close(figure)

@@ -1,4 +1,4 @@
-"""drift: does a batch of images still look like the reference? An Evidently report and a json summary.
+"""Does a batch of images still look like the reference? Evidently's comparison and its summary, for the drift stage.
 
 Each image becomes a row of features (pipeline/drift_features.py); Evidently compares each feature's
 distribution in the batch with the reference (normalised Wasserstein distance for numbers, Jensen-Shannon
@@ -7,24 +7,34 @@ for the predicted class) and calls the dataset drifted when enough features drif
 
 from __future__ import annotations
 
-import contextlib
-import json
 import warnings
-from pathlib import Path
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 
-from pipeline.cli import run_stage
-from pipeline.datasets import dataset_spec
-from pipeline.drift_features import feature_table, fit_components, image_features, load_features
-from pipeline.evaluate import load_model
-from pipeline.files import atomic_path
-from pipeline.images import load_batch
-from pipeline.lineage import lineage
-from pipeline.params import DriftParams, read_section
+from pipeline.drift_features import feature_table, fit_components, image_features
+from pipeline.images import INVERT_CHOICES
+from pipeline.params import param
 from pipeline.shifts import SCENARIOS, apply_shift
 
 PREDICTION = "predicted_class"
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    SECTION: ClassVar[str] = "drift"
+    current_batch: str = param("text", description="a path")
+    reference: str = param("choice", options=("val", "train"))
+    invert: str = param("choice", options=INVERT_CHOICES)
+    scenario: str = param("choice", options=("none", *SCENARIOS))
+    strength: float | None = param("number", minimum=0, optional=True)
+    seed: int = param("number", integer=True, minimum=0)
+    feature_threshold: float = param("number", above=0, below=1)
+    drift_share: float = param("number", above=0, below=1.0000001)
+    embedding_components: int = param("number", integer=True, minimum=1)
+    batch_size: int = param("number", integer=True, minimum=1)
+    retrain_on_drift: bool = param("flag")
 
 
 def compare(reference: pd.DataFrame, current: pd.DataFrame, params: DriftParams):
@@ -49,7 +59,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, params: DriftParams)
         )
 
 
-def summarize(
+def drift_summary(
     snapshot, reference: pd.DataFrame, current: pd.DataFrame, params: DriftParams, class_names: tuple[str, ...]
 ) -> dict:
     """What a person (and the monitor flow) needs from the report, in plain json."""
@@ -58,8 +68,11 @@ def summarize(
         for metric in snapshot.dict()["metrics"]
         if metric["config"].get("type", "").endswith("ValueDrift")
     }
-    drifted = {name: score for name, score in sorted(scores.items(), key=lambda item: -item[1])
-               if score >= params.feature_threshold}  # fmt: skip
+    drifted = {
+        name: score
+        for name, score in sorted(scores.items(), key=lambda item: -item[1])
+        if score >= params.feature_threshold
+    }
     share = len(drifted) / len(scores)
     class_shares = (
         pd.DataFrame(
@@ -97,45 +110,10 @@ def check_drift(model, reference_features, batch, params: DriftParams, class_nam
     reference = feature_table(reference_features, components, class_names)
     current = feature_table(current_features, components, class_names)
     snapshot = compare(reference, current, params)
-    summary = summarize(snapshot, reference, current, params, class_names)
+    summary = drift_summary(snapshot, reference, current, params, class_names)
     strength = params.strength
     if params.scenario != "none" and strength is None:
         strength = SCENARIOS[params.scenario][1]
     summary["batch"] = {"images": len(images), "scenario": params.scenario, "strength": strength}
     summary["reference"] = {"split": params.reference, "images": len(reference)}
     return snapshot, summary
-
-
-def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--model", required=True, type=Path, help="the trained model (.keras)")
-        parser.add_argument("--reference", required=True, type=Path, help="the reference features (.npz)")
-        parser.add_argument("--current", required=True, type=Path, help="the batch to check (see pipeline/images.py)")
-        parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
-        parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
-        parser.add_argument("--report", required=True, type=Path, help="output: the Evidently report (.html)")
-        parser.add_argument("--summary", required=True, type=Path, help="output: the summary (.json)")
-
-    def work(arguments):
-        params = DriftParams.load(Path(arguments.params))
-        batch = load_batch(arguments.current, params.invert)
-        model = load_model(arguments.model)
-        reference_features = load_features(arguments.reference)
-        class_names = dataset_spec(arguments.dataset).class_names
-        snapshot, summary = check_drift(model, reference_features, batch, params, class_names)
-        summary["batch"]["source"] = str(arguments.current)
-        summary["lineage"] = lineage(arguments.manifest, {"drift": read_section("drift", Path(arguments.params))})
-        with contextlib.ExitStack() as stack:
-            report = stack.enter_context(atomic_path(arguments.report))
-            summary_file = stack.enter_context(atomic_path(arguments.summary))
-            snapshot.save_html(str(report))
-            summary_file.write_text(json.dumps(summary, indent=2) + "\n")
-        verdict = "DRIFT" if summary["dataset_drift"] else "no drift"
-        print(f"drift: {verdict}: {summary['drifted_count']} of {summary['feature_count']} features drifted "
-              f"({', '.join(summary['drifted_features']) or 'none'})")  # fmt: skip
-
-    run_stage("drift", configure, work, argv)
-
-
-if __name__ == "__main__":
-    main()

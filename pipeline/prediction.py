@@ -1,0 +1,74 @@
+"""Predicting new images: inputs of any mix of sources as one batch, the model's probabilities, and the table of
+each image's most likely classes, for the predict command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_path
+from pipeline.images import Batch, load_batch
+
+OUTPUT_FORMATS = (".csv", ".json")
+
+
+def load_inputs(sources: list[Path], invert: str, skip_unreadable: bool) -> tuple[Batch, list[str]]:
+    """All sources as one batch, and why each unreadable file was skipped (only with `skip_unreadable`)."""
+    batches, skipped = [], []
+    for source in sources:
+        try:
+            batch = load_batch(source, invert, skip_unreadable)
+        except PipelineError as error:
+            if not skip_unreadable:
+                raise
+            skipped.append(str(error))
+            continue
+        batches.append(batch)
+        skipped.extend(batch.skipped)
+    if not batches:
+        raise PipelineError(f"no readable images in {', '.join(map(str, sources))}")
+    # Labels are kept only when every source has them, so each row's label belongs to its image.
+    labels = [batch.labels for batch in batches]
+    joined = Batch(
+        np.concatenate([batch.images for batch in batches]),
+        None if any(part is None for part in labels) else np.concatenate(labels),
+        [name for batch in batches for name in batch.names],
+    )
+    return joined, skipped
+
+
+def class_probabilities(model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's probabilities for each image. A batch that fits in one call skips `predict()`'s set-up, which
+    costs 30 times the model itself for a single image (40 ms against 1.4 ms on 2 cores)."""
+    if len(images) <= batch_size:
+        return np.asarray(model.predict_on_batch(images))
+    return model.predict(images, batch_size=batch_size, verbose=0)
+
+
+def prediction_table(
+    names: list[str], probabilities: np.ndarray, class_names: tuple[str, ...], top_k: int, labels=None
+) -> pd.DataFrame:
+    """One row per image: its name, the `top_k` classes by probability (most likely first) and its label if known."""
+    ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+    classes = np.array(class_names)
+    table = pd.DataFrame({"image": names})
+    for rank in range(top_k):
+        suffix = "" if rank == 0 else f"_{rank + 1}"
+        table[f"class{suffix}"] = classes[ranked[:, rank]]
+        table[f"probability{suffix}"] = np.round(probabilities[np.arange(len(names)), ranked[:, rank]], 6)
+    if labels is not None:
+        table["label"] = classes[np.asarray(labels, dtype=np.int64)]
+    return table
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """CSV or JSON (a list of records) by the file's suffix, replacing any earlier file only when complete."""
+    with atomic_path(path) as staging:
+        if path.suffix == ".csv":
+            table.to_csv(staging, index=False)
+        else:
+            staging.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")

@@ -1,0 +1,54 @@
+"""evaluate: the trained model on the test set: metrics, confusion matrix, classification report, HTML report,
+model card."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from pipeline.cli import run_command
+from pipeline.datasets import dataset_spec
+from pipeline.evaluation import OUTPUTS, EvaluateParams, evaluate
+from pipeline.files import atomic_path
+from pipeline.lineage import lineage
+from pipeline.model import load_model
+from pipeline.model_card import data_section, render_model_card
+from pipeline.params import load_params, read_section
+from pipeline.prepared import load_prepared
+
+
+def main(argv: list[str] | None = None) -> None:
+    def configure(parser):
+        parser.add_argument("--model", required=True, type=Path, help="the trained model (.keras)")
+        parser.add_argument("--test", required=True, type=Path, help="prepared test split (.npz)")
+        parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
+        parser.add_argument("--curve", required=True, type=Path, help="the learning-curve plot from training")
+        parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
+        for name in OUTPUTS:
+            parser.add_argument(f"--{name.replace('_', '-')}", required=True, type=Path, help=f"output: {name}")
+
+    def work(arguments):
+        params = load_params(EvaluateParams, arguments.params)
+        class_names = dataset_spec(arguments.dataset).class_names
+        test_split = load_prepared(arguments.test)
+        model = load_model(arguments.model)
+        train_params = read_section("train", arguments.params)
+        val_fraction = read_section("preprocess", arguments.params)["val_fraction"]
+        manifest = json.loads(arguments.manifest.read_text())
+        record = lineage(arguments.manifest, {"train": train_params})
+        with contextlib.ExitStack() as stack:
+            outputs = {name: stack.enter_context(atomic_path(getattr(arguments, name))) for name in OUTPUTS}
+            metrics, matrix = evaluate(model, test_split, class_names, params, outputs, arguments.curve, record)
+            card = render_model_card(
+                metrics, matrix, class_names, data_section(manifest, val_fraction), train_params, record
+            )
+            outputs["model_card"].write_text(card)
+            outputs["lineage"].write_text(json.dumps(record, indent=2) + "\n")
+        print(f"evaluate: test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+
+    run_command("evaluate", configure, work, argv)
+
+
+if __name__ == "__main__":
+    main()

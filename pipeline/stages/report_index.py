@@ -1,0 +1,30 @@
+"""report_index: reports/index.html, one page linking every report with where it came from.
+
+Links are relative, so the page and the reports open from disk, offline, wherever the folder is copied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.cli import run_command
+from pipeline.files import atomic_path
+from pipeline.index_page import render_index
+
+
+def main(argv: list[str] | None = None) -> None:
+    def configure(parser):
+        parser.add_argument("--reports", required=True, type=Path, help="the reports folder")
+        parser.add_argument("--out", required=True, type=Path, help="output: the index page (.html)")
+
+    def work(arguments):
+        page = render_index(arguments.reports, arguments.out.parent)
+        with atomic_path(arguments.out) as staging:
+            staging.write_text(page)
+        print(f"report_index: {arguments.out}")
+
+    run_command("report_index", configure, work, argv)
+
+
+if __name__ == "__main__":
+    main()
