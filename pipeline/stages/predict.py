@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--top-k", type=int, default=1, help="how many classes to show per image (default: 1)")
         parser.add_argument("--output", type=Path, help="also write the predictions to this .csv or .json file")
         parser.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="on unreadable files")
-        parser.add_argument("--invert", choices=INVERT_CHOICES, default="auto", help="light backgrounds (see README)")
+        parser.add_argument(
+            "--invert", choices=INVERT_CHOICES, default="auto", help="light backgrounds (see docs/drift.md)"
+        )
         parser.add_argument("--batch-size", type=int, default=256, help="images per model call (default: 256)")
 
     def work(arguments):
