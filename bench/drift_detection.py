@@ -27,8 +27,9 @@ import yaml
 from workspace import REPO_ROOT, timed, use_this_environment
 
 from pipeline.datasets import dataset_spec
-from pipeline.drift_check import DriftParams, check_drift
+from pipeline.drift_check import check_drift
 from pipeline.drift_features import image_features
+from pipeline.drift_params import DriftParams
 from pipeline.images import Batch, load_batch
 from pipeline.model import load_model
 from pipeline.params import load_params

@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 from flows.dvc_stages import StageFailed
 from flows.overrides import overridden_params
 from flows.training import WORKSPACE, run_stage, training_pipeline
-from pipeline.drift_check import DriftParams
+from pipeline.drift_params import DriftParams
 from pipeline.errors import PipelineError
 from pipeline.params import load_params
 

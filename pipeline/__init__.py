@@ -1,1 +1,2 @@
-"""Fashion-MNIST pipeline: one module per DVC stage plus a few shared helpers."""
+"""Fashion-MNIST pipeline: the library (data, model, training, evaluation, drift, reports, params); its entry points,
+one per DVC stage plus the adopt and predict commands, are in pipeline/stages/."""

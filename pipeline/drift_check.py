@@ -8,33 +8,14 @@ for the predicted class) and calls the dataset drifted when enough features drif
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import ClassVar
 
 import pandas as pd
 
 from pipeline.drift_features import feature_table, fit_components, image_features
-from pipeline.images import INVERT_CHOICES
-from pipeline.params import param
+from pipeline.drift_params import DriftParams
 from pipeline.shifts import SCENARIOS, apply_shift
 
 PREDICTION = "predicted_class"
-
-
-@dataclass(frozen=True)
-class DriftParams:
-    SECTION: ClassVar[str] = "drift"
-    current_batch: str = param("text", description="a path")
-    reference: str = param("choice", options=("val", "train"))
-    invert: str = param("choice", options=INVERT_CHOICES)
-    scenario: str = param("choice", options=("none", *SCENARIOS))
-    strength: float | None = param("number", minimum=0, optional=True)
-    seed: int = param("number", integer=True, minimum=0)
-    feature_threshold: float = param("number", above=0, below=1)
-    drift_share: float = param("number", above=0, below=1.0000001)
-    embedding_components: int = param("number", integer=True, minimum=1)
-    batch_size: int = param("number", integer=True, minimum=1)
-    retrain_on_drift: bool = param("flag")
 
 
 def compare(reference: pd.DataFrame, current: pd.DataFrame, params: DriftParams):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import PipelineError
 from pipeline.model import with_embedding_output
 
 INK_LEVEL = 64  # of 255: a pixel at least this bright belongs to the garment, not the background
@@ -55,7 +56,10 @@ def _extent(occupied: np.ndarray) -> np.ndarray:
 
 def image_features(model, images: np.ndarray, batch_size: int) -> ImageFeatures:
     """The features of each image; the model's outputs and its embedding come from one prediction pass."""
-    probabilities, embeddings = with_embedding_output(model).predict(images, batch_size=batch_size, verbose=0)
+    try:
+        probabilities, embeddings = with_embedding_output(model).predict(images, batch_size=batch_size, verbose=0)
+    except ValueError as error:  # a model made for other images
+        raise PipelineError(f"the model cannot take 28x28x1 images ({' '.join(str(error).split())[:200]})") from None
     return ImageFeatures(pixels=pixel_statistics(images), probabilities=probabilities, embeddings=embeddings)
 
 

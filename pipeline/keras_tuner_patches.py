@@ -26,9 +26,14 @@ def save_json_atomically(path, state) -> str:
 
 def install_atomic_state_writes() -> None:
     """Every KerasTuner state file goes through `save_json_atomically` (KerasTuner looks the writer up on its
-    utils module at each call)."""
+    utils module at each call); both private names this module relies on are checked first."""
     from keras_tuner.src import utils as keras_tuner_utils
+    from keras_tuner.src.engine.oracle import Oracle
 
+    # Fail loudly rather than patch nothing, should a release move either private name.
+    for owner, name in ((keras_tuner_utils, "save_json"), (Oracle, "_get_trial_dir")):
+        if not hasattr(owner, name):
+            raise RuntimeError(f"this keras-tuner has no {owner.__name__}.{name}; see pipeline/keras_tuner_patches.py")
     keras_tuner_utils.save_json = save_json_atomically
 
 

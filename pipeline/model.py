@@ -105,10 +105,17 @@ def with_flip_averaging(model):
 
     Test-time augmentation matching the training-time flips; it stays one self-contained model
     (built from stock Keras ops, so loading it needs no custom code) at twice the prediction cost.
+    A model with more than one output has its first (the probabilities) averaged and keeps the
+    others (the embedding) for the image as given.
     """
     keras = load_keras()
-    inputs, mirrored = _image_and_mirror()
-    outputs = keras.layers.Average(name=FLIP_AVERAGED)([model(inputs), model(mirrored)])
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
+    mirrored = keras.ops.flip(inputs, axis=2)  # axis 2 is the width of an NHWC batch
+    direct, of_mirror = model(inputs), model(mirrored)
+    if isinstance(direct, list | tuple):
+        averaged = keras.layers.Average(name=FLIP_AVERAGED)([direct[0], of_mirror[0]])
+        return keras.Model(inputs, [averaged, *direct[1:]], name=f"{model.name}_flip_averaged")
+    outputs = keras.layers.Average(name=FLIP_AVERAGED)([direct, of_mirror])
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
 
 
@@ -123,24 +130,10 @@ def with_embedding_output(model):
     # A flip-averaged model wraps the classifier as its one nested model.
     classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model)) if flip_averaged else model
     try:
-        embedding = classifier.get_layer(EMBEDDING_LAYER).output
-    except ValueError as error:
+        both = keras.Model(classifier.inputs, [classifier.output, classifier.get_layer(EMBEDDING_LAYER).output])
+    except ValueError as error:  # no layer of that name, or one the inputs do not reach
         raise PipelineError(f"the model has no usable '{EMBEDDING_LAYER}' embedding layer ({error})") from None
-    both = keras.Model(classifier.inputs, [classifier.output, embedding])
-    if not flip_averaged:
-        return both
-    inputs, mirrored = _image_and_mirror()
-    probabilities, embedding = both(inputs)
-    mirrored_probabilities, _ = both(mirrored)
-    averaged = keras.layers.Average(name=FLIP_AVERAGED)([probabilities, mirrored_probabilities])
-    return keras.Model(inputs, [averaged, embedding])
-
-
-def _image_and_mirror():
-    """A model input and its mirror image, the two halves of a flip-averaged prediction."""
-    keras = load_keras()
-    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
-    return inputs, keras.ops.flip(inputs, axis=2)  # axis 2 is the width of an NHWC batch
+    return with_flip_averaging(both) if flip_averaged else both
 
 
 def load_model(path: Path):

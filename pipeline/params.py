@@ -49,13 +49,16 @@ def param(read: str | Callable[[SectionReader, str], Any], **options: Any) -> An
 def load_params(schema: type[Params], path: Path = PARAMS_FILE, raw: dict[str, Any] | None = None) -> Params:
     """The section `schema.SECTION` of params.yaml (or `raw`, a section already read) as a checked `schema`.
 
-    Every field is read by the rule its `param(...)` gives; a key the schema does not know is an error, and so is
-    anything the schema's `check(reader)` method, if it has one, rejects (rules between keys).
+    Every field is read by the rule its `param(...)` gives, in the order the schema declares them; then a key the
+    schema does not know is an error, and so is anything the schema's `check(reader)` method, if it has one, rejects
+    (rules between keys, checked once every key has been read).
     """
     section = schema.SECTION
     reader = SectionReader(section, read_section(section, path) if raw is None else raw, Path(path))
     values = {}
     for field in dataclasses.fields(schema):
+        if "read" not in field.metadata:
+            raise TypeError(f"{schema.__name__}.{field.name} must be declared with param(...)")
         read, options = field.metadata["read"], field.metadata["options"]
         values[field.name] = (
             read(reader, field.name) if callable(read) else getattr(reader, read)(field.name, **options)

@@ -157,7 +157,8 @@ STRATEGIES = ("grid", "random", "bayesian", "hyperband")
 
 
 def read_space(reader: SectionReader, key: str) -> SearchSpace:
-    """`tune.space`, checked against the train section of the same params file (every trial starts from it)."""
+    """`tune.space`, checked against the train section of the params file being read (every trial starts from it),
+    which is read from that file even when the tune section itself was given as `raw`."""
     return load_space(reader.value(key, dict, "a mapping"), read_section("train", reader.path), reader.path)
 
 

@@ -124,7 +124,7 @@ def test_training_deployment_has_its_weekly_cron_schedule(served):
     _, deployment, _, _ = served
     [schedule] = deployment.schedules
     assert schedule.active
-    assert schedule.schedule.cron == "0 3 * * 1"  # Mondays 03:00 UTC, as the README says
+    assert schedule.schedule.cron == "0 3 * * 1"  # Mondays 03:00 UTC, as docs/orchestration.md says
     assert deployment.global_concurrency_limit.limit == 1  # runs share one workspace
 
 
@@ -132,7 +132,7 @@ def test_drift_monitor_deployment_runs_daily(served):
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(DRIFT_MONITOR)
     [schedule] = deployment.schedules
-    assert schedule.active and schedule.schedule.cron == "0 6 * * *"  # daily 06:00 UTC, as the README says
+    assert schedule.active and schedule.schedule.cron == "0 6 * * *"  # daily 06:00 UTC, as docs/orchestration.md says
 
 
 def test_tuning_deployment_runs_on_demand_only(served):

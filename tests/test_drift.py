@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.drift_check import DriftParams, compare, drift_summary
+from pipeline.drift_check import compare, drift_summary
 from pipeline.drift_features import image_features, pixel_statistics
+from pipeline.drift_params import DriftParams
 from pipeline.model import TrainParams, build_model, with_flip_averaging
 from pipeline.params import ParamsError, load_params
 from pipeline.shifts import apply_shift

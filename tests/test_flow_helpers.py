@@ -69,9 +69,9 @@ def test_an_unknown_key_is_an_error_naming_it_and_the_file_is_untouched(params_f
 def test_a_failed_stage_is_reported_by_its_own_error_line():
     lines = [
         "Running stage 'validate':",
-        "> python -m pipeline.validate ...",
+        "> python -m pipeline.stages.validate ...",
         "validate: error: train: expect_table_row_count_to_equal failed",
-        "ERROR: failed to reproduce 'validate': failed to run: python -m pipeline.validate, exited with 1",
+        "ERROR: failed to reproduce 'validate': failed to run: python -m pipeline.stages.validate, exited with 1",
     ]
     repro_train = ["repro", "--single-item", "train"]
     assert (

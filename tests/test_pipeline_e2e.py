@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from pipeline.datasets import dataset_spec
-from pipeline.drift_check import DriftParams, check_drift
+from pipeline.drift_check import check_drift
 from pipeline.drift_features import load_features
+from pipeline.drift_params import DriftParams
 from pipeline.images import Batch, load_batch
 from pipeline.params import load_params
 from pipeline.prepared import load_arrays
@@ -140,6 +141,21 @@ def test_second_run_does_nothing(workspace):
     again = run(["dvc", "repro"], root)
     assert ran_stages(again.stdout) == []
     assert "Data and pipelines are up to date" in again.stdout
+
+
+def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(workspace):
+    """pipeline/prepared.py (load_prepared) is imported by preprocess, train, evaluate and drift_reference."""
+    root, _ = workspace
+    module = root / "pipeline" / "prepared.py"
+    original = module.read_text()
+    module.write_text(original + "# edited\n")
+    try:
+        stale = json.loads(run(["dvc", "status", "--json"], root).stdout)
+    finally:
+        module.write_text(original)
+    assert sorted(stale) == ["drift_reference", "evaluate", "preprocess", "train"]
+    assert {"changed deps": {"pipeline/prepared.py": "modified"}} in stale["train"]
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], root).stdout
 
 
 def test_changing_val_fraction_reruns_only_preprocess(workspace):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from pipeline.cli import run_command
 from pipeline.datasets import dataset_spec
-from pipeline.drift_check import DriftParams, check_drift
+from pipeline.drift_check import check_drift
 from pipeline.drift_features import load_features
+from pipeline.drift_params import DriftParams
 from pipeline.files import atomic_path
 from pipeline.images import load_batch
 from pipeline.lineage import lineage

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.cli import run_command
-from pipeline.drift_check import DriftParams
 from pipeline.drift_features import image_features, save_features
+from pipeline.drift_params import DriftParams
 from pipeline.files import atomic_path
 from pipeline.model import load_model
 from pipeline.params import load_params

@@ -1,0 +1,29 @@
+"""The drift section of params.yaml, read by the drift_reference and drift stages and the drift-monitor flow.
+
+Apart from the comparison (pipeline/drift_check.py), so that computing the reference features does not depend on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pipeline.images import INVERT_CHOICES
+from pipeline.params import param
+from pipeline.shifts import SCENARIOS
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    SECTION: ClassVar[str] = "drift"
+    current_batch: str = param("text", description="a path")
+    reference: str = param("choice", options=("val", "train"))
+    invert: str = param("choice", options=INVERT_CHOICES)
+    scenario: str = param("choice", options=("none", *SCENARIOS))
+    strength: float | None = param("number", minimum=0, optional=True)
+    seed: int = param("number", integer=True, minimum=0)
+    feature_threshold: float = param("number", above=0, below=1)
+    drift_share: float = param("number", above=0, below=1.0000001)
+    embedding_components: int = param("number", integer=True, minimum=1)
+    batch_size: int = param("number", integer=True, minimum=1)
+    retrain_on_drift: bool = param("flag")
