@@ -185,6 +185,19 @@ def test_a_state_write_that_fails_part_way_leaves_the_last_state_readable(tmp_pa
     assert json.loads(state_file.read_text()) == {"trials": 1}
 
 
+@pytest.mark.parametrize("name", ["save_json", "_get_trial_dir"])
+def test_patching_a_keras_tuner_that_lacks_a_patched_name_fails_loudly(monkeypatch, name):
+    """A release that moved either private name must stop the search, not run it without atomic state writes."""
+    from keras_tuner.src import utils
+    from keras_tuner.src.engine.oracle import Oracle
+
+    from pipeline.keras_tuner_patches import install_atomic_state_writes
+
+    monkeypatch.delattr(utils if name == "save_json" else Oracle, name)
+    with pytest.raises(RuntimeError, match=f"no .*{name}; see pipeline/keras_tuner_patches.py"):
+        install_atomic_state_writes()
+
+
 def test_a_changed_search_starts_anew(search_dir):
     write_tune_params(search_dir, strategy="random", max_trials=2)
     run_tune(search_dir)
