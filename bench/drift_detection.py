@@ -81,6 +81,8 @@ def stage_seconds(reference_split: str, scratch: Path) -> tuple[float, float]:
             str(scratch / "report.html"),
             "--summary",
             str(scratch / "summary.json"),
+            "--metrics",
+            str(scratch / "metrics.json"),
         ],
         REPO_ROOT,
     )

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import yaml
+
+# DVC's invitation to its support chat after an unexpected error: not part of what went wrong.
+DVC_FOOTER = "Having any troubles?"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_running: set[subprocess.Popen] = set()  # stage commands in progress, ended together on a stop signal
 
 
 class StageFailed(RuntimeError):
@@ -72,34 +81,101 @@ def run_dvc(
 
     A non-zero exit raises StageFailed with the one line that says why (see `failure_message`, `what` naming
     the stage or command)."""
+    return run_streaming(dvc_command(*arguments), workspace, what, flow_run_id, echo)
+
+
+def run_streaming(
+    command: list[str],
+    workspace: Path,
+    what: str,
+    flow_run_id: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[str]:
+    """Any command of the pipeline (DVC, or a stage's own module) run the way `run_dvc` describes."""
     process = subprocess.Popen(
-        dvc_command(*arguments),
+        command,
         cwd=workspace,
         env=stage_environment(flow_run_id),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
-    for raw_line in process.stdout:
-        line = raw_line.rstrip()
-        if line.strip():
-            lines.append(line)
-            echo(line)
-    if process.wait() != 0:
-        raise StageFailed(failure_message(what, lines, process.returncode, arguments))
+    _running.add(process)
+    try:
+        lines = []
+        for raw_line in process.stdout:
+            line = raw_line.rstrip()
+            if line.strip():
+                lines.append(line)
+                echo(line)
+        returncode = process.wait()
+    finally:
+        _running.discard(process)
+    if returncode != 0:
+        raise StageFailed(failure_message(what, lines, returncode, command))
     return lines
 
 
-def failure_message(stage: str, lines: list[str], exit_code: int, arguments: list[str]) -> str:
-    """The stage's own `<stage>: error: ...` line; failing that, DVC's last error; failing that, the DVC command
-    (`arguments`) and its exit code."""
+def failure_message(stage: str, lines: list[str], exit_code: int, command: list[str]) -> str:
+    """The stage's own `<stage>: error: ...` line; failing that, DVC's last error with the lines that continue it
+    (a YAML error's line numbers, the processes a lock waits for) joined into one; failing that, the command and
+    its exit code."""
     # A stage of another dvc.yaml is addressed as `path/dvc.yaml:name`; its error line starts with the name.
-    for prefix in (f"{stage.rsplit(':', 1)[-1]}: error:", "ERROR:"):
-        matching = [line.strip() for line in lines if line.strip().startswith(prefix)]
-        if matching:
-            return matching[-1]
-    return f"dvc {' '.join(arguments)} exited with code {exit_code}"
+    own = [line.strip() for line in lines if line.strip().startswith(f"{stage.rsplit(':', 1)[-1]}: error:")]
+    if own:
+        return own[-1]
+    starts = [index for index, line in enumerate(lines) if line.startswith("ERROR:")]
+    if starts:
+        block = [line.strip() for line in lines[starts[-1] :] if not line.startswith(DVC_FOOTER)]
+        return " ".join(" ".join(block).split())
+    return f"{describe_command(command)} exited with code {exit_code}"
+
+
+def describe_command(command: list[str]) -> str:
+    """`dvc repro ...` or `python -m ...`, as a person would type it."""
+    if command[:3] == dvc_command():
+        return " ".join(["dvc", *command[3:]])
+    return " ".join("python" if part == sys.executable else part for part in command)
+
+
+def end_stage_processes() -> None:
+    """Kill the running stage commands and everything they started (a `dvc repro` and its stage's python)."""
+    victims = []
+    for process in list(_running):
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(process.pid)
+            victims += [*root.children(recursive=True), root]
+    for victim in victims:
+        with contextlib.suppress(psutil.Error):
+            victim.kill()
+    psutil.wait_procs(victims, timeout=10)
+
+
+@contextlib.contextmanager
+def stages_end_on_stop_signals() -> Iterator[None]:
+    """On SIGTERM (a served run cancelled) or SIGINT (Ctrl+C), end the stage processes at once, then let the
+    handler that was there (Prefect's, or Python's KeyboardInterrupt) run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; a worker thread's stages end with its process
+        return
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+
+    def handle(number, frame):
+        end_stage_processes()
+        earlier = previous[number]
+        if callable(earlier):
+            earlier(number, frame)
+        else:
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+
+    for number in STOP_SIGNALS:
+        signal.signal(number, handle)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def has_commit(workspace: Path) -> bool:
@@ -122,4 +198,4 @@ def save_experiment(workspace: Path, name: str) -> None:
     )
     if result.returncode != 0:
         output = (result.stdout + result.stderr).splitlines()
-        raise StageFailed(failure_message("exp save", output, result.returncode, arguments))
+        raise StageFailed(failure_message("exp save", output, result.returncode, dvc_command(*arguments)))

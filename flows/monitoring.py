@@ -7,35 +7,65 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.dvc_stages import StageFailed
-from flows.overrides import overridden_params
+from flows.command_line import run_flow_command
+from flows.dvc_stages import run_streaming
 from flows.training import WORKSPACE, run_stage, training_pipeline
+from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.drift_params import DriftParams
-from pipeline.errors import PipelineError
 from pipeline.params import load_params
 
-DRIFT_SUMMARY = Path("reports/drift/summary.json")
-DRIFT_REPORT = Path("reports/drift/report.html")
-# The reference features are rebuilt only when the model changed; then the batch is checked.
-# The index after the drift report, so it shows the new verdict and lineage.
-MONITOR_STAGES = ("drift_reference", "drift", "report_index")
+# Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
+CHECKS_DIR = Path("reports/drift/checks")
+DRIFT_STAGE = "drift"
+# Rebuilt only when the model changed: the features of the reference split the checks compare with.
+REFERENCE_STAGE = "drift_reference"
 
 
-def batch_overrides(batch: str | None, scenario: str | None, strength: float | None) -> dict[str, Any]:
-    """The drift params this check changes; a relative batch path is taken from the current directory."""
-    overrides: dict[str, Any] = {"drift.scenario": scenario, "drift.strength": strength}
-    if batch is not None:
-        overrides["drift.current_batch"] = str(Path(batch).resolve())
-    return {key: value for key, value in overrides.items() if value is not None}
+def check_command(
+    workspace: Path, batch: Path, folder: Path, scenario: str | None, strength: float | None
+) -> list[str]:
+    """The drift stage's own command as dvc.yaml has it, pointed at `batch` and writing into `folder`."""
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo:
+        [stage] = repo.stage.collect(DRIFT_STAGE)
+        command = shlex.split(stage.cmd)
+    names = {"--report": "report.html", "--summary": "summary.json", "--metrics": "metrics.json"}
+    outputs = {"--current": batch, **{option: folder / name for option, name in names.items()}}
+    for index, part in enumerate(command[:-1]):
+        if part in outputs:
+            command[index + 1] = str(outputs[part])
+    if scenario is not None:
+        command += ["--scenario", scenario]
+    if strength is not None:
+        command += ["--strength", str(strength)]
+    return [sys.executable if command[0] == "python" else command[0], *command[1:]]
+
+
+@task(cache_policy=NO_CACHE)
+def check_batch(workspace: str, batch: str | None, scenario: str | None, strength: float | None) -> Path:
+    """Run the drift check of `batch` (default: params.yaml's drift.current_batch) into a new folder of its own."""
+    root = Path(workspace)
+    batch_path = Path(batch).resolve() if batch else root / load_params(DriftParams, root / "params.yaml").current_batch
+    folder = root / CHECKS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
+    folder.mkdir(parents=True)
+    command = check_command(root, batch_path, folder, scenario, strength)
+    try:
+        run_streaming(command, root, DRIFT_STAGE, str(flow_run.id), get_run_logger().info)
+    finally:
+        if not any(folder.iterdir()):
+            folder.rmdir()  # a check that failed wrote nothing: no folder that looks like evidence
+    return folder
 
 
 def drift_markdown(summary: dict, report: Path) -> str:
@@ -61,13 +91,12 @@ def drift_markdown(summary: dict, report: Path) -> str:
 
 
 @task(cache_policy=NO_CACHE)
-def publish_drift(workspace: str) -> dict:
-    """The drift summary as an artifact with a link to the report; returns the summary."""
-    root = Path(workspace)
-    summary = json.loads((root / DRIFT_SUMMARY).read_text())
+def publish_drift(check: Path) -> dict:
+    """The check's summary as an artifact with a link to its own report; returns the summary."""
+    summary = json.loads((check / "summary.json").read_text())
     create_markdown_artifact(
         key="drift-summary",
-        markdown=drift_markdown(summary, root / DRIFT_REPORT),
+        markdown=drift_markdown(summary, check / "report.html"),
         description="Dataset drift of the checked batch against the reference, feature by feature.",
     )
     return summary
@@ -80,26 +109,28 @@ def drift_monitor(
     strength: float | None = None,
     retrain_on_drift: bool | None = None,
     workspace: str = str(WORKSPACE),
+    wait_minutes: float = DEFAULT_WAIT_MINUTES,
 ) -> dict:
     """Check `batch` (default: params.yaml's drift.current_batch) for drift; on drift, start the training pipeline.
 
-    `scenario`/`strength` simulate a shift of the batch; `retrain_on_drift` defaults to params.yaml's.
-    The batch and scenario apply to this check only: params.yaml gets its original text back.
+    `scenario`/`strength` simulate a shift of the batch; `retrain_on_drift` defaults to params.yaml's. Each check
+    writes its report and summary into a folder of its own, reports/drift/checks/<time>-<flow run name>/, which
+    nothing rewrites: not the DVC drift stage (it checks params.yaml's batch) nor a retraining this check starts.
     """
-    root = Path(workspace)
-    with overridden_params(root / "params.yaml", batch_overrides(batch, scenario, strength)):
-        for stage in MONITOR_STAGES:
-            run_stage(stage, workspace)
-    summary = publish_drift(workspace)
-    if retrain_on_drift is None:
-        retrain_on_drift = load_params(DriftParams, root / "params.yaml").retrain_on_drift
-    summary["retraining_flow_run_id"] = None
-    if summary["dataset_drift"] and retrain_on_drift:
-        # A subflow, so the retraining shows under this run in the UI; DVC reruns what changed in the
-        # data and params it is given, and finds the rest up to date.
-        retraining = training_pipeline(workspace=workspace, return_state=True)
-        summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
-        retraining.result()  # a failed retraining fails the monitor run too
+    root = Path(workspace).resolve()
+    with claimed_workspace(root, f"flow run {flow_run.name}", wait_minutes, get_run_logger().info):
+        run_stage(REFERENCE_STAGE, str(root))
+        check = check_batch(str(root), batch, scenario, strength)
+        summary = publish_drift(check)
+        if retrain_on_drift is None:
+            retrain_on_drift = load_params(DriftParams, root / "params.yaml").retrain_on_drift
+        summary["check"] = str(check)
+        summary["retraining_flow_run_id"] = None
+        if summary["dataset_drift"] and retrain_on_drift:
+            # A subflow, so the retraining shows under this run in the UI; it shares this run's workspace slot.
+            retraining = training_pipeline(workspace=str(root), return_state=True)
+            summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
+            retraining.result()  # a failed retraining fails the monitor run too
     summary["flow_run_id"] = str(flow_run.id)
     return summary
 
@@ -111,18 +142,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strength", type=float, help="the shift's strength (default: the scenario's)")
     parser.add_argument("--no-retrain", action="store_true", help="never start the training pipeline")
     parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
+    parser.add_argument(
+        "--wait-minutes",
+        type=float,
+        default=DEFAULT_WAIT_MINUTES,
+        help="how long to wait for a run that is using the workspace (default: %(default)s)",
+    )
     arguments = parser.parse_args(argv)
-    try:
-        drift_monitor(
+    run_flow_command(
+        "drift-monitor",
+        arguments.workspace,
+        arguments.wait_minutes,
+        lambda: drift_monitor(
             batch=arguments.batch,
             scenario=arguments.scenario,
             strength=arguments.strength,
             retrain_on_drift=False if arguments.no_retrain else None,
             workspace=arguments.workspace,
-        )
-    except (StageFailed, PipelineError) as error:
-        print(f"drift-monitor: error: {error}", file=sys.stderr)
-        sys.exit(1)
+            wait_minutes=arguments.wait_minutes,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 from flows.dvc_stages import StageRun
 
 EVALUATION_METRICS = Path("reports/evaluate/metrics.json")
+PER_CLASS_METRICS = Path("reports/evaluate/per_class.json")
 # The reports a person opens after a run, by title; only those that exist are linked.
 REPORTS = {
     "All reports, with their lineage": Path("reports/index.html"),
@@ -22,8 +23,16 @@ PER_CLASS = ("precision", "recall", "f1")
 
 
 def read_metrics(workspace: Path) -> dict | None:
+    """The evaluation's headline metrics with its per-class scores under "per_class"; None before any evaluation."""
     path = workspace / EVALUATION_METRICS
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    metrics = json.loads(path.read_text())
+    per_class = workspace / PER_CLASS_METRICS
+    # Before per_class.json existed, metrics.json held the per-class scores itself.
+    if per_class.exists():
+        metrics["per_class"] = json.loads(per_class.read_text())
+    return metrics
 
 
 def flatten(metrics: dict) -> dict[tuple[str, str], float]:
@@ -66,23 +75,25 @@ def changes(current: dict, previous: dict | None) -> list[str]:
 
 
 def summary_markdown(
-    workspace: Path, stage_runs: list[StageRun], current: dict, previous: dict | None, experiment: str | None
+    reports_dir: Path, stage_runs: list[StageRun], current: dict, previous: dict | None, experiment: str | None
 ) -> str:
+    """`reports_dir` is the run's reports: the workspace's, or those kept of a run with overrides."""
     lines = ["## Stages", "", "| stage | result | seconds |", "|---|---|---|"]
     lines += [f"| {run.stage} | {'ran' if run.ran else 'up to date'} | {run.seconds} |" for run in stage_runs]
     lines += ["", "## Reports", ""]
     for title, relative in REPORTS.items():
-        path = (workspace / relative).resolve()
+        path = (reports_dir / relative.relative_to("reports")).resolve()
         if path.exists():
             lines.append(f"- [{title}]({path.as_uri()}) `{path}`")
-    lines += ["", "## Changes against the metrics before this run", ""]
+    lines += ["", "## Changes against the model in use before this run", ""]
     lines += [f"- {change}" for change in changes(current, previous)]
     if experiment:
         lines += [
             "",
             "## Overrides",
             "",
-            f"This run overrode params.yaml and is recorded as DVC experiment `{experiment}` "
-            f"(`dvc exp show`, `dvc exp apply {experiment}`). params.yaml is as it was before the run.",
+            f"This run overrode params.yaml in a run workspace of its own and is recorded as DVC experiment "
+            f"`{experiment}` (`dvc exp show`; `dvc exp apply {experiment}` makes it the workspace's). The "
+            f"workspace's params.yaml, model and reports are those of the last run without overrides.",
         ]
     return "\n".join(lines)

@@ -1,13 +1,12 @@
 """The training pipeline as a Prefect flow: one task per DVC stage, then the run's metrics and reports as artifacts.
 
-DVC stays the source of truth: each task runs its stage through `dvc repro`, so an unchanged stage is
-skipped by DVC and dvc.lock records what ran. Run once with `python -m flows.training [--set key=value]`.
+DVC stays the source of truth: each task runs its stage through `dvc repro --single-item`, so an unchanged stage
+is skipped by DVC and dvc.lock records what ran. Run once with `python -m flows.training [--set key=value]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,25 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.dvc_stages import StageFailed, StageRun, has_commit, pipeline_stages, reproduce_stage, save_experiment
-from flows.overrides import overridden_params, parse_assignment
+from flows.command_line import run_flow_command
+from flows.dvc_stages import StageRun, has_commit, pipeline_stages, reproduce_stage
+from flows.isolated_run import RUN_REPORTS, isolated_run
+from flows.overrides import parse_assignment
 from flows.summary import metrics_table, read_metrics, summary_markdown
+from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.errors import PipelineError
+from pipeline.params_edit import edited_text
 
 WORKSPACE = Path(__file__).resolve().parents[1]
-# Only a download can fail for a reason that waiting fixes; every other stage fails the same way twice.
-RETRIES = {"ingest": 2}
-RETRY_DELAY_SECONDS = 30
 
 
 @task(task_run_name="{stage}", cache_policy=NO_CACHE)
 def run_stage(stage: str, workspace: str) -> StageRun:
-    """Run one stage through DVC, which skips it when nothing it depends on changed."""
+    """Run one stage through DVC, which skips it when nothing it depends on changed.
+
+    No retries: the one failure that waiting can fix, a download, is retried inside the ingest stage; every other
+    failure (a broken params.yaml, a failed expectation) would fail the same way again.
+    """
     logger = get_run_logger()
     result = reproduce_stage(stage, Path(workspace), flow_run_id=flow_run.id, echo=logger.info)
     logger.info("%s %s in %.1f s", stage, "ran" if result.ran else "was up to date", result.seconds)
@@ -37,49 +41,61 @@ def run_stage(stage: str, workspace: str) -> StageRun:
 
 
 @task(cache_policy=NO_CACHE)
-def publish_reports(workspace: str, stage_runs: list[StageRun], previous: dict | None, experiment: str | None) -> None:
+def publish_reports(
+    reports_dir: str, current: dict | None, stage_runs: list[StageRun], previous: dict | None, experiment: str | None
+) -> None:
     """The evaluation metrics as a table and the stages, report links and changes as a summary."""
-    current = read_metrics(Path(workspace))
     if current is None:
         return
     create_table_artifact(
         key="evaluation-metrics",
         table=metrics_table(current, previous),
-        description="Test-set metrics, overall and per class, beside those before this run.",
+        description="Test-set metrics, overall and per class, beside those of the model in use before this run.",
     )
     create_markdown_artifact(
         key="training-run-summary",
-        markdown=summary_markdown(Path(workspace), stage_runs, current, previous, experiment),
+        markdown=summary_markdown(Path(reports_dir), stage_runs, current, previous, experiment),
         description="What ran, where the reports are, and what changed.",
     )
 
 
-@flow(name="training-pipeline")
-def training_pipeline(overrides: dict[str, Any] | None = None, workspace: str = str(WORKSPACE)) -> list[StageRun]:
-    """Run the DVC pipeline stage by stage; `overrides` ({"train.epochs": 20}) change params.yaml for this run only.
+def run_stages(workspace: Path) -> list[StageRun]:
+    return [run_stage(stage, str(workspace)) for stage in pipeline_stages(workspace)]
 
-    A run with overrides is saved as a DVC experiment named after the flow run, and params.yaml gets its
-    original text back, so the next run uses the file as it was. The outputs and dvc.lock stay those of
-    this run (as after any `dvc repro`); `dvc exp apply <name>` brings its params back.
+
+@flow(name="training-pipeline")
+def training_pipeline(
+    overrides: dict[str, Any] | None = None,
+    workspace: str = str(WORKSPACE),
+    wait_minutes: float = DEFAULT_WAIT_MINUTES,
+) -> list[StageRun]:
+    """Run the DVC pipeline stage by stage; `overrides` ({"train.epochs": 20}) apply to this run only.
+
+    A run without overrides runs in the workspace, like `dvc repro`. A run with overrides runs in a run workspace
+    of its own and is saved as a DVC experiment named after the flow run: the workspace's params.yaml, dvc.lock,
+    model and reports stay those of the last run without overrides; the run's reports are kept in
+    reports/runs/<run name>/ and `dvc exp apply <run name>` makes it the workspace's. One run at a time per
+    workspace: a run waits up to `wait_minutes` for the one before it.
     """
-    root = Path(workspace)
+    root = Path(workspace).resolve()
     overrides = dict(overrides or {})
-    if overrides and not has_commit(root):
-        raise PipelineError(f"{root}: a run with overrides is saved as a DVC experiment, which needs a git commit")
-    previous = read_metrics(root)
-    experiment = None
-    with overridden_params(root / "params.yaml", overrides):
-        stage_runs = [
-            run_stage.with_options(retries=RETRIES.get(stage, 0), retry_delay_seconds=RETRY_DELAY_SECONDS)(
-                stage, workspace
-            )
-            for stage in pipeline_stages(root)
-        ]
-        if overrides:
-            experiment = flow_run.name
-            save_experiment(root, experiment)
-    publish_reports(workspace, stage_runs, previous, experiment)
-    return stage_runs
+    logger = get_run_logger()
+    with claimed_workspace(root, f"flow run {flow_run.name}", wait_minutes, logger.info):
+        previous = read_metrics(root)
+        if not overrides:
+            stage_runs = run_stages(root)
+            publish_reports(str(root / "reports"), read_metrics(root), stage_runs, previous, None)
+            return stage_runs
+        if not has_commit(root):
+            raise PipelineError(f"{root}: a run with overrides is saved as a DVC experiment, which needs a git commit")
+        edited_text(root / "params.yaml", overrides)  # an unknown key fails here, before anything is created
+        experiment = flow_run.name
+        with isolated_run(root, experiment, overrides, logger.info) as run_workspace:
+            logger.info("running with %s in %s", overrides, run_workspace)
+            stage_runs = run_stages(run_workspace)
+            current = read_metrics(run_workspace)
+        publish_reports(str(root / RUN_REPORTS / experiment), current, stage_runs, previous, experiment)
+        return stage_runs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,13 +109,25 @@ def main(argv: list[str] | None = None) -> None:
         help="override a params.yaml key for this run, e.g. --set train.epochs=20 (repeatable)",
     )
     parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
+    parser.add_argument(
+        "--wait-minutes",
+        type=float,
+        default=DEFAULT_WAIT_MINUTES,
+        help="how long to wait for a run that is using the workspace (default: %(default)s)",
+    )
     arguments = parser.parse_args(argv)
     try:
         overrides = dict(parse_assignment(text) for text in arguments.assignments)
-        training_pipeline(overrides=overrides, workspace=arguments.workspace)
-    except (StageFailed, PipelineError) as error:
-        print(f"training-pipeline: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    except PipelineError as error:
+        parser.error(str(error))
+    run_flow_command(
+        "training-pipeline",
+        arguments.workspace,
+        arguments.wait_minutes,
+        lambda: training_pipeline(
+            overrides=overrides, workspace=arguments.workspace, wait_minutes=arguments.wait_minutes
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -19,9 +18,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.dvc_stages import StageFailed, has_commit, run_dvc, save_experiment
+from flows.command_line import run_flow_command
+from flows.dvc_stages import has_commit, run_dvc, save_experiment
 from flows.summary import EVALUATION_METRICS, read_metrics
 from flows.training import WORKSPACE, run_stage, training_pipeline
+from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.adoption import read_best
 from pipeline.errors import PipelineError
 
@@ -75,11 +76,17 @@ def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: di
 
 
 @flow(name="tuning-pipeline")
-def tuning_pipeline(workspace: str = str(WORKSPACE)) -> dict:
+def tuning_pipeline(workspace: str = str(WORKSPACE), wait_minutes: float = DEFAULT_WAIT_MINUTES) -> dict:
     """Tune, train the best configuration as a challenger, and promote it only if it beats the model in use."""
-    root = Path(workspace)
+    root = Path(workspace).resolve()
     if not has_commit(root):
         raise PipelineError(f"{root}: the challenger trains as a DVC experiment, which needs a git commit")
+    with claimed_workspace(root, f"flow run {flow_run.name}", wait_minutes, get_run_logger().info):
+        return tune_and_decide(root)
+
+
+def tune_and_decide(root: Path) -> dict:
+    workspace = str(root)
     training_pipeline(workspace=workspace)  # the champion, up to date
     run_stage(TUNE_STAGE, workspace)
     best = read_best(root / BEST_PARAMS)
@@ -100,12 +107,19 @@ def tuning_pipeline(workspace: str = str(WORKSPACE)) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.tuning", description=tuning_pipeline.__doc__)
     parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
+    parser.add_argument(
+        "--wait-minutes",
+        type=float,
+        default=DEFAULT_WAIT_MINUTES,
+        help="how long to wait for a run that is using the workspace (default: %(default)s)",
+    )
     arguments = parser.parse_args(argv)
-    try:
-        result = tuning_pipeline(workspace=arguments.workspace)
-    except (StageFailed, PipelineError) as error:
-        print(f"tuning-pipeline: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    result = run_flow_command(
+        "tuning-pipeline",
+        arguments.workspace,
+        arguments.wait_minutes,
+        lambda: tuning_pipeline(workspace=arguments.workspace, wait_minutes=arguments.wait_minutes),
+    )
     print(f"tuning-pipeline: {'promoted' if result['promoted'] else 'kept the model in use'}")
 
 

@@ -11,13 +11,16 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from pipeline.headline import evaluation_headline
 from pipeline.params import param
 from pipeline.plots import headless_pyplot
 from pipeline.report import image_tag, page, table
 
-# The files `evaluate` writes, by name (the model card is written beside them by the stage).
+# The files `evaluate` writes, by name (the model card is written beside them by the stage): `metrics` holds the
+# headline figures for `dvc metrics show`, `per_class` each class's precision, recall, F1 and support.
 OUTPUTS = (
     "metrics",
+    "per_class",
     "predictions",
     "confusion",
     "classification_report",
@@ -101,7 +104,9 @@ def evaluate(
     probabilities = model.predict(images, batch_size=params.batch_size, verbose=0)
     predictions = probabilities.argmax(axis=1)
     metrics = compute_metrics(labels, probabilities, class_names)
-    outputs["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
+    # DVC shows the headline figures; the per-class scores would add forty columns to its table.
+    outputs["metrics"].write_text(json.dumps(evaluation_headline(metrics), indent=2) + "\n")
+    outputs["per_class"].write_text(json.dumps(metrics["per_class"], indent=2) + "\n")
     names = np.array(class_names)
     pd.DataFrame({"actual": names[labels], "predicted": names[predictions]}).to_csv(outputs["predictions"], index=False)
     matrix = confusion_matrix(labels, predictions, labels=list(range(len(class_names))))

@@ -140,6 +140,9 @@ def load_model(path: Path):
     """The saved Keras model; a missing or unreadable file is a one-line error naming it."""
     if not Path(path).is_file():
         raise PipelineError(f"{path}: model file not found (run the train stage first)")
+    if Path(path).suffix == ".keras" and not zipfile.is_zipfile(path):
+        # Keras would call it "File not found": it is there, but corrupt, truncated or something else.
+        raise PipelineError(f"{path}: not a Keras model file (not a .keras zip archive)")
     keras = load_keras()
     try:
         return keras.models.load_model(path)

@@ -130,6 +130,8 @@ def run_drift(root, params, current, capsys=None):
             str(root / "report.html"),
             "--summary",
             str(root / "summary.json"),
+            "--metrics",
+            str(root / "metrics.json"),
         ]
     )
     return json.loads((root / "summary.json").read_text())

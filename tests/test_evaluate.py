@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -65,7 +66,26 @@ def test_missing_or_corrupt_model_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match=r"model.keras: model file not found"):
         load_model(tmp_path / "model.keras")
     (tmp_path / "model.keras").write_bytes(b"not a zip archive")
-    with pytest.raises(PipelineError, match=r"model.keras: not a readable Keras model"):
+    with pytest.raises(PipelineError, match=r"model.keras: not a Keras model file \(not a .keras zip archive\)$"):
+        load_model(tmp_path / "model.keras")
+    # A zip archive that is not a saved model gets Keras' own reason, on one line.
+    with zipfile.ZipFile(tmp_path / "model.keras", "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    with pytest.raises(PipelineError, match=r"model.keras: not a readable Keras model \(.*config.json") as raised:
+        load_model(tmp_path / "model.keras")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_truncated_model_file_is_not_a_keras_model(tmp_path):
+    from pipeline.keras_runtime import load_keras
+
+    keras = load_keras()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "model.keras")
+    assert load_model(tmp_path / "model.keras").output_shape == (None, 2)
+    whole = (tmp_path / "model.keras").read_bytes()
+    (tmp_path / "model.keras").write_bytes(whole[: len(whole) // 2])  # as a copy cut short leaves it
+    with pytest.raises(PipelineError, match=r"model.keras: not a Keras model file \(not a .keras zip archive\)$"):
         load_model(tmp_path / "model.keras")
 
 
@@ -80,10 +100,10 @@ def write_manifest(path):
 
 def run_evaluate(tmp_path, params_path, model_path, test_path, curve):
     out = tmp_path / "evaluate"
-    names = ["metrics.json", "predictions.csv", "confusion.png", "report.txt", "misclassified.png", "report.html"]
-    names += ["model_card.html", "lineage.json"]
-    flags = ["--metrics", "--predictions", "--confusion", "--classification-report", "--misclassified", "--report"]
-    flags += ["--model-card", "--lineage"]
+    names = ["metrics.json", "per_class.json", "predictions.csv", "confusion.png", "report.txt", "misclassified.png"]
+    names += ["report.html", "model_card.html", "lineage.json"]
+    flags = ["--metrics", "--per-class", "--predictions", "--confusion", "--classification-report", "--misclassified"]
+    flags += ["--report", "--model-card", "--lineage"]
     outputs = [item for flag, name in zip(flags, names, strict=True) for item in (flag, str(out / name))]
     result = subprocess.run(
         [
@@ -119,10 +139,15 @@ def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_
         tmp_path, params, train_out / "model.keras", prepared_dir / "test.npz", train_out / "curve.png"
     )
     assert result.returncode == 0, result.stderr
+    # The metrics file DVC shows holds the headline figures only; the per-class scores are a file of their own.
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"accuracy", "macro_f1", "loss", "per_class"}
-    assert list(metrics["per_class"]) == list(CLASS_NAMES)
+    assert list(metrics) == ["accuracy", "macro_f1", "loss"]
+    assert all(type(value) is float for value in metrics.values())
     assert metrics["accuracy"] > 0.5
+    per_class = json.loads((out / "per_class.json").read_text())
+    assert list(per_class) == list(CLASS_NAMES)
+    assert all(set(scores) == {"precision", "recall", "f1", "support"} for scores in per_class.values())
+    assert sum(scores["support"] for scores in per_class.values()) == 50
     predictions = (out / "predictions.csv").read_text().splitlines()
     assert predictions[0] == "actual,predicted" and len(predictions) == 51
     assert "Ankle boot" in (out / "report.txt").read_text()
@@ -153,13 +178,16 @@ def test_wrong_test_arrays_and_bad_model_keep_the_last_report(tmp_path, write_pa
         tmp_path, params, train_out / "model.keras", prepared_dir / "test.npz", train_out / "curve.png"
     )
     assert good.returncode == 0, good.stderr
-    report = (out / "report.html").read_bytes()
+    kept = {name: (out / name).read_bytes() for name in ("report.html", "metrics.json", "per_class.json")}
     (tmp_path / "broken.keras").write_bytes(b"garbage")
     bad_model, _ = run_evaluate(
         tmp_path, params, tmp_path / "broken.keras", prepared_dir / "test.npz", train_out / "curve.png"
     )
     assert bad_model.returncode == 1
-    assert bad_model.stderr.strip().startswith(f"evaluate: error: {tmp_path / 'broken.keras'}: not a readable")
+    assert (
+        bad_model.stderr.strip()
+        == f"evaluate: error: {tmp_path / 'broken.keras'}: not a Keras model file (not a .keras zip archive)"
+    )
     np.savez(tmp_path / "wrong.npz", images=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3, np.uint8))
     bad_data, _ = run_evaluate(
         tmp_path, params, train_out / "model.keras", tmp_path / "wrong.npz", train_out / "curve.png"
@@ -167,4 +195,4 @@ def test_wrong_test_arrays_and_bad_model_keep_the_last_report(tmp_path, write_pa
     assert bad_data.returncode == 1
     assert len(bad_data.stderr.strip().splitlines()) == 1
     assert "wrong.npz: images must be uint8 of shape (N, 28, 28, 1)" in bad_data.stderr
-    assert (out / "report.html").read_bytes() == report
+    assert {name: (out / name).read_bytes() for name in kept} == kept

@@ -5,10 +5,12 @@ import copy
 import pytest
 import yaml
 
-from flows.dvc_stages import StageRun, failure_message
-from flows.overrides import overridden_params, parse_assignment
+from flows.command_line import one_line
+from flows.dvc_stages import StageFailed, StageRun, dvc_command, failure_message
+from flows.overrides import parse_assignment
 from flows.summary import changes, metrics_table, summary_markdown
 from pipeline.errors import PipelineError
+from pipeline.params_edit import edited_text
 from tests.conftest import REPO_ROOT
 
 
@@ -37,33 +39,27 @@ def params_file(tmp_path):
     return path
 
 
-def test_overrides_hold_during_the_run_and_the_exact_text_comes_back(params_file):
+def test_overrides_are_applied_to_a_copy_with_comments_kept(params_file):
     original = params_file.read_text()
-    with overridden_params(params_file, {"train.epochs": 2, "validate.expected_rows.test": 50}):
-        during = yaml.safe_load(params_file.read_text())
-        assert during["train"]["epochs"] == 2
-        assert during["validate"]["expected_rows"] == {"train": 60000, "test": 50}
-        assert "# share of the training images held out" in params_file.read_text()  # comments kept
-    assert params_file.read_text() == original
-
-
-def test_params_come_back_when_the_run_fails(params_file):
-    original = params_file.read_text()
-    with pytest.raises(RuntimeError), overridden_params(params_file, {"train.epochs": 2}):
-        raise RuntimeError("stage failed")
+    edited = edited_text(params_file, {"train.epochs": 2, "validate.expected_rows.test": 50})
+    assert yaml.safe_load(edited)["train"]["epochs"] == 2
+    assert yaml.safe_load(edited)["validate"]["expected_rows"] == {"train": 60000, "test": 50}
+    assert "# share of the training images held out" in edited  # a run workspace's params.yaml reads as the original
     assert params_file.read_text() == original
 
 
 @pytest.mark.parametrize(
     ("key", "message"),
-    [("train.epoch", "cannot override train.epoch: no such key"), ("trian.epochs", "no section trian")],
+    [
+        ("train.epoch", "cannot override train.epoch: no such key"),
+        ("trian.epochs", "cannot override trian.epochs: no section trian"),
+        ("validate.expected_rows.val", "cannot override validate.expected_rows.val: no such key"),
+    ],
 )
-def test_an_unknown_key_is_an_error_naming_it_and_the_file_is_untouched(params_file, key, message):
-    original = params_file.read_text()
-    with pytest.raises(PipelineError, match=message) as raised, overridden_params(params_file, {key: 1}):
-        pass
+def test_an_unknown_key_is_an_error_naming_it(params_file, key, message):
+    with pytest.raises(PipelineError, match=message) as raised:
+        edited_text(params_file, {key: 1})
     assert str(params_file) in str(raised.value)
-    assert params_file.read_text() == original
 
 
 def test_a_failed_stage_is_reported_by_its_own_error_line():
@@ -73,15 +69,56 @@ def test_a_failed_stage_is_reported_by_its_own_error_line():
         "validate: error: train: expect_table_row_count_to_equal failed",
         "ERROR: failed to reproduce 'validate': failed to run: python -m pipeline.stages.validate, exited with 1",
     ]
-    repro_train = ["repro", "--single-item", "train"]
+    repro_train = dvc_command("repro", "--single-item", "train")
     assert (
         failure_message("validate", lines, 1, repro_train)
         == "validate: error: train: expect_table_row_count_to_equal failed"
     )
     assert failure_message("train", lines, 1, repro_train).startswith("ERROR: failed to reproduce 'validate'")
     assert failure_message("train", [], 255, repro_train) == "dvc repro --single-item train exited with code 255"
-    apply = ["exp", "apply", "challenger-1"]
+    apply = dvc_command("exp", "apply", "challenger-1")
     assert failure_message("exp apply", [], 1, apply) == "dvc exp apply challenger-1 exited with code 1"
+
+
+def test_dvc_errors_keep_the_lines_that_continue_them():
+    # DVC's own output for a params.yaml with an unclosed list, and for a stage another process is writing.
+    yaml_error = [
+        "ERROR: unable to read: 'params.yaml', YAML file structure is corrupted: while parsing a flow sequence",
+        '  in "<unicode string>", line 2, column 4:',
+        "    y: [1, 2",
+        "       ^ (line: 2)",
+        "expected ',' or ']', but got '<stream end>'",
+    ]
+    message = failure_message("ingest", yaml_error, 255, dvc_command("repro", "--single-item", "ingest"))
+    assert message.startswith("ERROR: unable to read: 'params.yaml'") and "line 2, column 4" in message
+    assert "\n" not in message
+    lock_error = [
+        "ERROR: failed to reproduce 'train': 'models/model.keras' is busy, it is being blocked by:",
+        "  (PID 4242): dvc repro",
+        "",
+        "If there are no processes with such PIDs, you can manually remove '.dvc/tmp/rwlock' and try again.",
+        "Having any troubles? Hit us up at https://dvc.org/support, we are always happy to help!",
+    ]
+    message = failure_message("train", lock_error, 255, dvc_command("repro", "--single-item", "train"))
+    assert message.endswith(
+        "(PID 4242): dvc repro If there are no processes with such PIDs, you can manually "
+        "remove '.dvc/tmp/rwlock' and try again."
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (StageFailed("drift: error: batch.npz: no images"), "drift-monitor: error: drift: batch.npz: no images"),
+        (
+            StageFailed("ERROR: unable to read: 'params.yaml'"),
+            "drift-monitor: error: dvc: unable to read: 'params.yaml'",
+        ),
+        (PipelineError("/ws: still in use"), "drift-monitor: error: /ws: still in use"),
+    ],
+)
+def test_a_flow_failure_is_one_line_naming_the_stage_once(error, line):
+    assert one_line("drift-monitor", error) == line
 
 
 @pytest.fixture
@@ -117,11 +154,13 @@ def test_changes_name_what_moved_only(metrics):
 
 
 def test_summary_links_the_reports_that_exist(tmp_path, metrics):
-    report = tmp_path / "reports" / "evaluate" / "report.html"
+    # The kept reports of a run with overrides: the layout of reports/, in a folder of their own.
+    reports_dir = tmp_path / "reports" / "runs" / "brave-owl"
+    report = reports_dir / "evaluate" / "report.html"
     report.parent.mkdir(parents=True)
     report.write_text("<html></html>")
     runs = [StageRun("train", ran=True, seconds=3.0), StageRun("evaluate", ran=False, seconds=0.5)]
-    text = summary_markdown(tmp_path, runs, metrics, None, experiment="brave-owl")
+    text = summary_markdown(reports_dir, runs, metrics, None, experiment="brave-owl")
     assert f"[Evaluation report]({report.resolve().as_uri()})" in text
     assert "Data Docs" not in text  # not produced here, so not linked
     assert "| train | ran | 3.0 |" in text and "| evaluate | up to date | 0.5 |" in text

@@ -120,6 +120,8 @@ def run_validate_stage(raw_dir, params_path, tmp_path):
             str(tmp_path / "docs"),
             "--summary",
             str(tmp_path / "summary.json"),
+            "--metrics",
+            str(tmp_path / "metrics.json"),
             "--lineage",
             str(tmp_path / "lineage.json"),
             "--web-assets",
@@ -146,6 +148,9 @@ def test_stage_fails_with_one_line_naming_the_expectation_and_keeps_its_report(t
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["failed"][0]["expectation"] == "label in 0-9"
     assert (tmp_path / "docs" / "index.html").is_file()
+    # The metrics file of a failed validation is written too, with the count beside the summary's.
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == {"expectations_passed": summary["passed"]} and summary["passed"] == 21
 
 
 def test_real_data_passes(real_raw_dir, tmp_path):
@@ -153,6 +158,7 @@ def test_real_data_passes(real_raw_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["success"] and summary["evaluated"] == 23
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"expectations_passed": 23}
     assert "label in 0-9" in (tmp_path / "docs" / "expectations" / "train_images.html").read_text()
     pages = list((tmp_path / "docs").rglob("*.html"))
     assert len(pages) == 5  # the index, two suites, two validation results

@@ -45,12 +45,9 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - started
         # Early stopping restores the weights of the epoch with the best val_loss: report that one.
         kept = history.loc[history["val_loss"].idxmin()] if params.early_stopping_patience else history.iloc[-1]
-        # Metrics are what DVC compares between runs, so they hold results only; time goes apart.
-        metrics = {
-            "epochs": len(history),
-            "val_accuracy": round(float(kept["val_accuracy"]), 6),
-            "val_loss": round(float(kept["val_loss"]), 6),
-        }
+        # Metrics are what DVC compares between runs, so they hold headline results only: time goes apart, and
+        # the validation loss of every epoch is in the history.
+        metrics = {"epochs": len(history), "val_accuracy": round(float(kept["val_accuracy"]), 6)}
         trained_images = len(train_split[1]) * (len(history) - epochs_done_before)
         timing = {
             "train_seconds": round(seconds, 1),

@@ -1,6 +1,7 @@
 """validate: a Great Expectations suite over a per-image table of each split; any broken expectation fails the run.
 
-Writes GX Data Docs (reports/validate/data_docs/) and a json summary naming every failed expectation.
+Writes GX Data Docs (reports/validate/data_docs/), a json summary naming every failed expectation, and the number
+of expectations passed as the stage's metrics file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pipeline.cli import run_command
 from pipeline.datasets import SPLITS, load_raw_split
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
+from pipeline.headline import validation_headline
 from pipeline.lineage import lineage
 from pipeline.offline_docs import make_offline
 from pipeline.params import load_params, read_section
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--raw", required=True, type=Path, help="folder of the four IDX files")
         parser.add_argument("--docs", required=True, type=Path, help="Data Docs output folder")
         parser.add_argument("--summary", required=True, type=Path, help="json summary output file")
+        parser.add_argument(
+            "--metrics", required=True, type=Path, help="output: the expectations passed, for dvc metrics (.json)"
+        )
         parser.add_argument("--lineage", required=True, type=Path, help="output: where the Data Docs came from (.json)")
         parser.add_argument(
             "--web-assets", required=True, type=Path, help="the npm packages of package.json, for offline Data Docs"
@@ -38,12 +43,15 @@ def main(argv: list[str] | None = None) -> None:
             for split, (images, labels) in splits.items()
         }
         record = lineage(arguments.raw / "manifest.json", {"validate": read_section("validate", arguments.params)})
-        outputs = (arguments.docs, arguments.summary, arguments.lineage)
+        outputs = (arguments.docs, arguments.summary, arguments.metrics, arguments.lineage)
         with contextlib.ExitStack() as stack:
-            docs_dir, summary_file, lineage_file = (stack.enter_context(atomic_path(path)) for path in outputs)
+            docs_dir, summary_file, metrics_file, lineage_file = (
+                stack.enter_context(atomic_path(path)) for path in outputs
+            )
             summary = run_suite(tables, params, docs_dir)
             make_offline(docs_dir, arguments.web_assets)
             summary_file.write_text(json.dumps(summary, indent=2) + "\n")
+            metrics_file.write_text(json.dumps(validation_headline(summary), indent=2) + "\n")
             lineage_file.write_text(json.dumps(record, indent=2) + "\n")
         # The report of a failed validation is complete and kept, so the user can read what broke.
         if not summary["success"]:

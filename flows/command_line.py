@@ -1,0 +1,69 @@
+"""What every flow's command line shares: the workspace slot taken first, and one line per known failure.
+
+The slot is taken before the flow starts (the flow's own claim then nests), so the temporary Prefect server a
+command-line run starts is one of the run's processes: if the run is killed, the next run ends that server too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from flows.dvc_stages import StageFailed
+from flows.workspace import claimed_workspace
+from pipeline.errors import PipelineError
+
+Result = TypeVar("Result")
+KNOWN_FAILURES = (StageFailed, PipelineError)
+# A stage's own `<stage>: error: <reason>` line, and DVC's `ERROR: <reason>`.
+STAGE_ERROR = re.compile(r"^(?P<stage>[\w.:/-]+): error: (?P<reason>.*)$")
+DVC_ERROR = re.compile(r"^ERROR: (?P<reason>.*)$")
+
+
+def one_line(program: str, error: Exception) -> str:
+    """`<program>: error: <stage>: <reason>`: the failing stage named once, DVC's message kept whole."""
+    message = " ".join(str(error).split())
+    if match := STAGE_ERROR.match(message):
+        message = f"{match['stage']}: {match['reason']}"
+    elif match := DVC_ERROR.match(message):
+        message = f"dvc: {match['reason']}"
+    return f"{program}: error: {message}"
+
+
+class KnownFailureFilter(logging.Filter):
+    """Drops, on the terminal only, Prefect's records that carry a traceback of a failure already said in one
+    line; Prefect's API log still gets them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], KNOWN_FAILURES))
+
+
+def quiet_known_failures() -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not any(
+                isinstance(existing, KnownFailureFilter) for existing in handler.filters
+            ):
+                handler.addFilter(KnownFailureFilter())
+
+
+def run_flow_command(program: str, workspace: str, wait_minutes: float, start: Callable[[], Result]) -> Result:
+    """Take the workspace slot, run the flow (`start`), and turn a known failure into one line and exit code 1."""
+    quiet_known_failures()
+
+    def say(line: str) -> None:
+        print(f"{program}: {line}", file=sys.stderr, flush=True)
+
+    try:
+        with claimed_workspace(Path(workspace), f"{program} (command line)", wait_minutes, say):
+            return start()
+    except KNOWN_FAILURES as error:
+        print(one_line(program, error), file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,31 @@
+"""The headline figures of a stage, as the metrics file `dvc metrics show` prints: a few plain numbers each.
+
+Each stage keeps its full record elsewhere (per-class scores, feature scores, lineage); DVC merges the keys of
+every metrics file into one table, so a metrics file holds only the numbers a person compares between runs.
+The train stage's two figures stay in its entry point: importing this module would retrain the model whenever
+it changes.
+"""
+
+from __future__ import annotations
+
+# The test-set figures of the evaluate stage; its per-class scores go to a file of their own.
+EVALUATION_FIGURES = ("accuracy", "macro_f1", "loss")
+
+
+def evaluation_headline(metrics: dict) -> dict[str, float]:
+    """Test accuracy, macro F1 and loss, from the evaluation's full metrics."""
+    return {name: float(metrics[name]) for name in EVALUATION_FIGURES}
+
+
+def validation_headline(summary: dict) -> dict[str, int]:
+    """How many expectations passed, from the validation summary (also when some failed)."""
+    return {"expectations_passed": int(summary["passed"])}
+
+
+def drift_headline(summary: dict) -> dict[str, int]:
+    """The verdict as 1 (drift) or 0, how many features drifted, and how many images the batch had."""
+    return {
+        "drift": int(bool(summary["dataset_drift"])),
+        "drifted_features": int(summary["drifted_count"]),
+        "batch_images": int(summary["batch"]["images"]),
+    }
