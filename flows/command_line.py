@@ -6,6 +6,7 @@ command-line run starts is one of the run's processes: if the run is killed, the
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import sys
@@ -55,8 +56,14 @@ def quiet_known_failures() -> None:
 
 
 def run_flow_command(program: str, workspace: str, wait_minutes: float, start: Callable[[], Result]) -> Result:
-    """Take the workspace slot, run the flow (`start`), and turn a known failure into one line and exit code 1."""
+    """Take the workspace slot, run the flow (`start`), and turn a known failure into one line and exit code 1.
+
+    The line is printed at exit, after a temporary Prefect server has logged its stop: registered before that
+    server exists, this exit handler runs after the server's, so the error is the last line on the terminal.
+    """
     quiet_known_failures()
+    failure: list[str] = []
+    atexit.register(lambda: failure and print(failure[0], file=sys.stderr, flush=True))
 
     def say(line: str) -> None:
         print(f"{program}: {line}", file=sys.stderr, flush=True)
@@ -65,5 +72,5 @@ def run_flow_command(program: str, workspace: str, wait_minutes: float, start: C
         with claimed_workspace(Path(workspace), f"{program} (command line)", wait_minutes, say):
             return start()
     except KNOWN_FAILURES as error:
-        print(one_line(program, error), file=sys.stderr)
+        failure.append(one_line(program, error))
         sys.exit(1)

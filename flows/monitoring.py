@@ -118,7 +118,7 @@ def drift_monitor(
     nothing rewrites: not the DVC drift stage (it checks params.yaml's batch) nor a retraining this check starts.
     """
     root = Path(workspace).resolve()
-    with claimed_workspace(root, f"flow run {flow_run.name}", wait_minutes, get_run_logger().info):
+    with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
         run_stage(REFERENCE_STAGE, str(root))
         check = check_batch(str(root), batch, scenario, strength)
         summary = publish_drift(check)

@@ -80,7 +80,7 @@ def training_pipeline(
     root = Path(workspace).resolve()
     overrides = dict(overrides or {})
     logger = get_run_logger()
-    with claimed_workspace(root, f"flow run {flow_run.name}", wait_minutes, logger.info):
+    with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, logger.info):
         previous = read_metrics(root)
         if not overrides:
             stage_runs = run_stages(root)

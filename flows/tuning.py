@@ -81,7 +81,7 @@ def tuning_pipeline(workspace: str = str(WORKSPACE), wait_minutes: float = DEFAU
     root = Path(workspace).resolve()
     if not has_commit(root):
         raise PipelineError(f"{root}: the challenger trains as a DVC experiment, which needs a git commit")
-    with claimed_workspace(root, f"flow run {flow_run.name}", wait_minutes, get_run_logger().info):
+    with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
         return tune_and_decide(root)
 
 

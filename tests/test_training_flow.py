@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,8 +17,17 @@ from tests.conftest import FAST_REAL_TRAIN, scratch_workspace
 pytestmark = pytest.mark.slow
 
 
-# The workspace's own params train a fast model (a retraining run uses them); runs override the epochs.
+# The workspace's own params train a fast model in one epoch; a run with overrides trains it for two.
 OVERRIDES = {"train.epochs": 2}
+# What a run with overrides must leave byte-identical in the workspace.
+WORKSPACE_FILES = (
+    "params.yaml",
+    "dvc.lock",
+    "models/model.keras",
+    "reports/evaluate/metrics.json",
+    "reports/evaluate/report.html",
+    "reports/index.html",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +42,23 @@ def run_flow(workspace, overrides):
         return state, client.read_flow_run(state.state_details.flow_run_id)
 
 
+def snapshot(workspace) -> dict[str, bytes]:
+    return {name: (workspace / name).read_bytes() for name in WORKSPACE_FILES}
+
+
+def worktrees(workspace) -> list[str]:
+    return subprocess.run(
+        ["git", "worktree", "list", "--porcelain"], cwd=workspace, capture_output=True, text=True, check=True
+    ).stdout.count("worktree ")
+
+
 @pytest.fixture(scope="module")
 def first_run(prefect_backend, workspace):
-    params_before = (workspace / "params.yaml").read_text()
-    state, flow_run = run_flow(workspace, OVERRIDES)
-    return state, flow_run, params_before
+    return run_flow(workspace, None)
 
 
 def test_first_run_runs_every_stage_in_dvc_order(first_run, workspace):
-    state, _, _ = first_run
+    state, _ = first_run
     assert state.is_completed(), state.message
     stage_runs = state.result()
     assert [run.stage for run in stage_runs] == pipeline_stages(workspace)
@@ -48,25 +66,52 @@ def test_first_run_runs_every_stage_in_dvc_order(first_run, workspace):
     assert (workspace / "models" / "model.keras").is_file()
 
 
-def test_overrides_leave_params_yaml_as_it_was_and_are_recorded(first_run, workspace):
-    _, flow_run, params_before = first_run
-    assert (workspace / "params.yaml").read_text() == params_before
-    locked = yaml.safe_load((workspace / "dvc.lock").read_text())
-    assert locked["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 2
-    # The run is a DVC experiment named after the flow run, holding the params it ran with.
+@pytest.fixture(scope="module")
+def override_run(first_run, workspace):
+    before = snapshot(workspace)
+    state, flow_run = run_flow(workspace, OVERRIDES)
+    return state, flow_run, before
+
+
+def test_a_run_with_overrides_leaves_the_workspace_as_it_was(override_run, workspace):
+    state, _, before = override_run
+    assert state.is_completed(), state.message
+    assert [run.ran for run in state.result()][:3] == [False] * 3  # data stages reused from the shared cache
+    assert snapshot(workspace) == before
+    assert worktrees(workspace) == 1  # the run's own workspace is gone
+
+
+def test_a_run_with_overrides_is_an_experiment_with_its_own_reports(override_run, workspace):
+    _, flow_run, _ = override_run
     refs = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=workspace, capture_output=True, text=True
     ).stdout.split()
     [experiment_ref] = [ref for ref in refs if ref.endswith(f"/{flow_run.name}")]
-    recorded = subprocess.run(
-        ["git", "show", f"{experiment_ref}:params.yaml"], cwd=workspace, capture_output=True, text=True
-    ).stdout
-    assert yaml.safe_load(recorded)["train"]["epochs"] == 2
-    assert yaml.safe_load(params_before)["train"]["epochs"] == 1
+
+    def recorded(name: str) -> dict:
+        shown = subprocess.run(
+            ["git", "show", f"{experiment_ref}:{name}"], cwd=workspace, capture_output=True, text=True
+        )
+        return yaml.safe_load(shown.stdout)
+
+    assert recorded("params.yaml")["train"]["epochs"] == 2
+    assert recorded("dvc.lock")["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 2
+    assert yaml.safe_load((workspace / "params.yaml").read_text())["train"]["epochs"] == 1
+    kept = workspace / "reports" / "runs" / flow_run.name
+    assert str(flow_run.id) in (kept / "evaluate" / "report.html").read_text()
+    # The artifacts read the run's own metrics and link its own reports.
+    artifacts = read_artifacts(flow_run.id)
+    rows = artifacts["evaluation-metrics"].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    accuracy = next(row for row in rows if row["scope"] == "overall" and row["metric"] == "accuracy")
+    assert accuracy["value"] == round(json.loads((kept / "evaluate" / "metrics.json").read_text())["accuracy"], 4)
+    summary = artifacts["training-run-summary"].data
+    assert (kept / "evaluate" / "report.html").resolve().as_uri() in summary
+    assert f"dvc exp apply {flow_run.name}" in summary
 
 
 def test_reports_carry_the_flow_run_id(first_run, workspace):
-    _, flow_run, _ = first_run
+    _, flow_run = first_run
     assert str(flow_run.id) in (workspace / "reports" / "evaluate" / "report.html").read_text()
     assert str(flow_run.id) in (workspace / "reports" / "evaluate" / "model_card.html").read_text()
     # The index shows it for each report of the run.
@@ -80,35 +125,34 @@ def read_artifacts(flow_run_id) -> dict:
 
 
 def test_run_publishes_metrics_table_and_report_links(first_run, workspace):
-    _, flow_run, _ = first_run
+    _, flow_run = first_run
     artifacts = read_artifacts(flow_run.id)
     rows = artifacts["evaluation-metrics"].data
     rows = json.loads(rows) if isinstance(rows, str) else rows
     metrics = json.loads((workspace / "reports" / "evaluate" / "metrics.json").read_text())
+    per_class = json.loads((workspace / "reports" / "evaluate" / "per_class.json").read_text())
     accuracy = next(row for row in rows if row["scope"] == "overall" and row["metric"] == "accuracy")
     assert accuracy["value"] == round(metrics["accuracy"], 4)
-    assert {row["scope"] for row in rows} == {"overall", *metrics["per_class"]}
+    assert {row["scope"] for row in rows} == {"overall", *per_class}
     summary = artifacts["training-run-summary"].data
     assert (workspace / "reports" / "evaluate" / "report.html").resolve().as_uri() in summary
     assert (workspace / "reports" / "index.html").resolve().as_uri() in summary
     assert "first evaluation" in summary
-    assert f"dvc exp apply {flow_run.name}" in summary
 
 
 def test_second_run_finds_every_stage_up_to_date(first_run, workspace):
-    state, flow_run = run_flow(workspace, OVERRIDES)
+    state, flow_run = run_flow(workspace, None)
     assert state.is_completed(), state.message
     assert [run.ran for run in state.result()] == [False] * len(pipeline_stages(workspace))
     assert "No metric changed" in read_artifacts(flow_run.id)["training-run-summary"].data
 
 
 def test_failing_stage_fails_the_flow_with_its_message(first_run, workspace):
-    params_before = (workspace / "params.yaml").read_text()
-    model_before = (workspace / "models" / "model.keras").read_bytes()
+    before = snapshot(workspace)
     with pytest.raises(StageFailed, match=r"^validate: error: .*expect_table_row_count_to_equal"):
         training_pipeline(overrides={**OVERRIDES, "validate.expected_rows.test": 5000}, workspace=str(workspace))
-    assert (workspace / "params.yaml").read_text() == params_before
-    assert (workspace / "models" / "model.keras").read_bytes() == model_before
+    assert snapshot(workspace) == before
+    assert worktrees(workspace) == 1
 
 
 def test_unknown_override_fails_before_any_stage_runs(prefect_backend, workspace):
@@ -116,9 +160,10 @@ def test_unknown_override_fails_before_any_stage_runs(prefect_backend, workspace
     with pytest.raises(Exception, match="cannot override train.epoch: no such key"):
         training_pipeline(overrides={"train.epoch": 3}, workspace=str(workspace))
     assert (workspace / "dvc.lock").read_text() == lock_before
+    assert worktrees(workspace) == 1
 
 
-def test_monitor_retrains_on_a_drifted_batch_and_not_on_a_clean_one(first_run, workspace):
+def test_monitor_retrains_on_a_drifted_batch_and_keeps_the_check(first_run, workspace):
     params_before = (workspace / "params.yaml").read_text()
     clean = drift_monitor(workspace=str(workspace))
     assert not clean["dataset_drift"] and clean["retraining_flow_run_id"] is None
@@ -128,8 +173,15 @@ def test_monitor_retrains_on_a_drifted_batch_and_not_on_a_clean_one(first_run, w
         retraining = client.read_flow_run(drifted["retraining_flow_run_id"])
         assert client.read_flow(retraining.flow_id).name == "training-pipeline"
     assert retraining.state.is_completed()
+    # The retraining ran every stage, the DVC drift stage too (on params.yaml's clean batch): the check's own
+    # folder still holds its verdict, and the artifact links that folder's report.
+    check = Path(drifted["check"])
+    assert check.parent == workspace.resolve() / "reports" / "drift" / "checks"
+    assert json.loads((check / "summary.json").read_text())["dataset_drift"]
+    assert not json.loads((workspace / "reports" / "drift" / "summary.json").read_text())["dataset_drift"]
     summary = read_artifacts(drifted["flow_run_id"])["drift-summary"].data
-    assert "**Dataset drift**" in summary and "reports/drift/report.html" in summary
+    assert "**Dataset drift**" in summary and (check / "report.html").resolve().as_uri() in summary
+    assert Path(clean["check"]) != check and (Path(clean["check"]) / "report.html").is_file()
     assert (workspace / "params.yaml").read_text() == params_before
 
 
