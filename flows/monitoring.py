@@ -21,69 +21,96 @@ from flows.command_line import run_flow_command
 from flows.dvc_stages import run_streaming
 from flows.training import WORKSPACE, run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
+from pipeline.drift_history import drifted_in_a_row, poolable, read_history
 from pipeline.drift_params import DriftParams
 from pipeline.params import load_params
 
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
 CHECKS_DIR = Path("reports/drift/checks")
 DRIFT_STAGE = "drift"
+INDEX_STAGE = "report_index"
 # Rebuilt only when the model changed: the features of the reference split the checks compare with.
 REFERENCE_STAGE = "drift_reference"
 
 
-def check_command(
-    workspace: Path, batch: Path, folder: Path, scenario: str | None, strength: float | None
-) -> list[str]:
-    """The drift stage's own command as dvc.yaml has it, pointed at `batch` and writing into `folder`."""
+# Options of the DVC stage's command that write its outputs: a check of the monitor writes only its own folder.
+STAGE_OUTPUT_OPTIONS = ("--page", "--report", "--summary", "--metrics")
+
+
+def check_command(workspace: Path, batches: list[Path], check_id: str, options: list[str]) -> list[str]:
+    """The drift stage's own command as dvc.yaml has it, on `batches`, into check folder `check_id` only."""
     from dvc.repo import Repo
 
     with Repo(str(workspace)) as repo:
         [stage] = repo.stage.collect(DRIFT_STAGE)
-        command = shlex.split(stage.cmd)
-    names = {"--report": "report.html", "--summary": "summary.json", "--metrics": "metrics.json"}
-    outputs = {"--current": batch, **{option: folder / name for option, name in names.items()}}
-    for index, part in enumerate(command[:-1]):
-        if part in outputs:
-            command[index + 1] = str(outputs[part])
-    if scenario is not None:
-        command += ["--scenario", scenario]
-    if strength is not None:
-        command += ["--strength", str(strength)]
+        stage_command = shlex.split(stage.cmd)
+    command, skip = [], 0
+    for part in stage_command:
+        if skip:
+            skip -= 1
+        elif part in STAGE_OUTPUT_OPTIONS:
+            skip = 1
+        elif part == "--current":
+            skip = 1
+            command += ["--current", *map(str, batches)]
+        else:
+            command.append(part)
+    command += ["--check-id", check_id, "--source", "monitor", *options]
     return [sys.executable if command[0] == "python" else command[0], *command[1:]]
 
 
 @task(cache_policy=NO_CACHE)
-def check_batch(workspace: str, batch: str | None, scenario: str | None, strength: float | None) -> Path:
-    """Run the drift check of `batch` (default: params.yaml's drift.current_batch) into a new folder of its own."""
+def check_batch(workspace: str, batches: list[str], check_id: str, options: list[str]) -> dict:
+    """Run one drift check of the monitor (of a batch, or of several pooled) into its folder; returns its summary."""
     root = Path(workspace)
-    batch_path = Path(batch).resolve() if batch else root / load_params(DriftParams, root / "params.yaml").current_batch
-    folder = root / CHECKS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
-    folder.mkdir(parents=True)
-    command = check_command(root, batch_path, folder, scenario, strength)
-    try:
-        run_streaming(command, root, DRIFT_STAGE, str(flow_run.id), get_run_logger().info)
-    finally:
-        if not any(folder.iterdir()):
-            folder.rmdir()  # a check that failed wrote nothing: no folder that looks like evidence
-    return folder
+    command = check_command(root, [Path(batch) for batch in batches], check_id, options)
+    run_streaming(command, root, DRIFT_STAGE, str(flow_run.id), get_run_logger().info)
+    return json.loads((root / CHECKS_DIR / check_id / "summary.json").read_text())
 
 
-def drift_markdown(summary: dict, report: Path) -> str:
-    verdict = "**Dataset drift**" if summary["dataset_drift"] else "No dataset drift"
+def shift_options(scenario: str | None, strength: float | None) -> list[str]:
+    options = [] if scenario is None else ["--scenario", scenario]
+    return options if strength is None else [*options, "--strength", str(strength)]
+
+
+def pool_small_batches(root: Path, params: DriftParams, summary: dict) -> dict:
+    """After an inconclusive check: the recent inconclusive checks' images pooled into one check, once they are
+    enough; otherwise the inconclusive summary as it is."""
+    members = poolable(read_history(root / CHECKS_DIR), datetime.now(UTC), params.window_days)
+    pooled_images = sum(member["images"] for member in members)
+    get_run_logger().info(
+        "inconclusive: %d image(s) pooled from %d check(s) in the last %d days, %d needed",
+        pooled_images,
+        len(members),
+        params.window_days,
+        params.min_batch,
+    )
+    if pooled_images < params.min_batch:
+        return summary
+    batches = [str(root / CHECKS_DIR / member["batch_file"]) for member in members]
+    check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}-pooled"
+    return check_batch(str(root), batches, check_id, ["--pooled", *(member["id"] for member in members)])
+
+
+def drift_markdown(summary: dict, check: Path, in_a_row: int, retrain_after: int) -> str:
+    headline = {"drift": "**Dataset drift**", "no drift": "No dataset drift", "inconclusive": "Inconclusive"}
+    batch = summary["batch"]
     lines = [
-        f"{verdict}: {summary['drifted_count']} of {summary['feature_count']} features drifted "
-        f"(share {summary['drifted_share']:.2f}, threshold {summary['thresholds']['drift_share']}).",
+        f"{headline[summary['verdict']]}: {summary['reason']}.",
         "",
-        f"Batch: `{summary['batch']['source']}`, {summary['batch']['images']} images, "
-        f"scenario {summary['batch']['scenario']}; reference: {summary['reference']['images']} "
-        f"{summary['reference']['split']} images.",
+        f"Batch: `{batch['source']}`, {batch['images']} images, scenario {batch['scenario']}; reference: "
+        f"{summary['reference']['images']} {summary['reference']['split']} images. Smallest p-value "
+        f"{summary['smallest_p_value']:.3g}, threshold {summary['threshold']:.3g} (alpha {summary['alpha']}); "
+        f"drifted checks in a row: {in_a_row} (retraining needs {retrain_after}).",
         "",
-        f"[Evidently drift report]({report.resolve().as_uri()}) `{report.resolve()}`",
+        f"[Drift page of this check]({(check / 'page.html').as_uri()}) `{check}`",
         "",
-        "| drifted feature | score |",
-        "|---|---|",
+        "| test | p-value | effect |",
+        "|---|---|---|",
     ]
-    lines += [f"| {name} | {score} |" for name, score in summary["drifted_features"].items()]
+    lines += [
+        f"| {name} | {row['p_value']:.3g} | {row['effect']} |" for name, row in list(summary["tests"].items())[:8]
+    ]
     lines += ["", "| predicted class | reference share | batch share |", "|---|---|---|"]
     shares = summary["prediction_drift"]["class_shares"]
     lines += [f"| {name} | {share['reference']} | {share['current']} |" for name, share in shares.items()]
@@ -91,15 +118,14 @@ def drift_markdown(summary: dict, report: Path) -> str:
 
 
 @task(cache_policy=NO_CACHE)
-def publish_drift(check: Path) -> dict:
-    """The check's summary as an artifact with a link to its own report; returns the summary."""
+def publish_drift(check: Path, in_a_row: int, retrain_after: int) -> None:
+    """The check's verdict as an artifact, linking the check's own drift page."""
     summary = json.loads((check / "summary.json").read_text())
     create_markdown_artifact(
         key="drift-summary",
-        markdown=drift_markdown(summary, check / "report.html"),
-        description="Dataset drift of the checked batch against the reference, feature by feature.",
+        markdown=drift_markdown(summary, check, in_a_row, retrain_after),
+        description="The drift verdict of the checked batch against the reference, test by test.",
     )
-    return summary
 
 
 @flow(name="drift-monitor")
@@ -111,22 +137,32 @@ def drift_monitor(
     workspace: str = str(WORKSPACE),
     wait_minutes: float = DEFAULT_WAIT_MINUTES,
 ) -> dict:
-    """Check `batch` (default: params.yaml's drift.current_batch) for drift; on drift, start the training pipeline.
+    """Check `batch` (default: params.yaml's drift.current_batch) for drift; on confirmed drift, retrain.
 
-    `scenario`/`strength` simulate a shift of the batch; `retrain_on_drift` defaults to params.yaml's. Each check
-    writes its report and summary into a folder of its own, reports/drift/checks/<time>-<flow run name>/, which
-    nothing rewrites: not the DVC drift stage (it checks params.yaml's batch) nor a retraining this check starts.
+    `scenario`/`strength` simulate a shift of the batch. Each check writes its drift page, report and summary into
+    a folder of its own, reports/drift/checks/<time>-<flow run name>/, which nothing rewrites: not the DVC drift
+    stage (it checks params.yaml's batch) nor a retraining this check starts. A batch under drift.min_batch images
+    is inconclusive; its images are pooled with the other inconclusive checks of the last drift.window_days days
+    into one check once they are enough. The training pipeline starts only after drift.retrain_after drifted
+    checks in a row (independent batches) and when `retrain_on_drift` (default: params.yaml's) allows it.
     """
     root = Path(workspace).resolve()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
+        params = load_params(DriftParams, root / "params.yaml")
         run_stage(REFERENCE_STAGE, str(root))
-        check = check_batch(str(root), batch, scenario, strength)
-        summary = publish_drift(check)
+        batch_path = Path(batch).resolve() if batch else root / params.current_batch
+        check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
+        summary = check_batch(str(root), [str(batch_path)], check_id, shift_options(scenario, strength))
+        if summary["verdict"] == "inconclusive":
+            summary = pool_small_batches(root, params, summary)
+        in_a_row = drifted_in_a_row(read_history(root / CHECKS_DIR), datetime.now(UTC), params.window_days)
+        summary["drifted_in_a_row"] = in_a_row
+        publish_drift(root / CHECKS_DIR / summary["check"]["id"], in_a_row, params.retrain_after)
+        run_stage(INDEX_STAGE, str(root))  # the index shows the latest check and the trend
         if retrain_on_drift is None:
-            retrain_on_drift = load_params(DriftParams, root / "params.yaml").retrain_on_drift
-        summary["check"] = str(check)
+            retrain_on_drift = params.retrain_on_drift
         summary["retraining_flow_run_id"] = None
-        if summary["dataset_drift"] and retrain_on_drift:
+        if summary["dataset_drift"] and retrain_on_drift and in_a_row >= params.retrain_after:
             # A subflow, so the retraining shows under this run in the UI; it shares this run's workspace slot.
             retraining = training_pipeline(workspace=str(root), return_state=True)
             summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)

@@ -23,6 +23,8 @@ class ImageFeatures:
     pixels: pd.DataFrame  # one column per pixel statistic
     probabilities: np.ndarray  # (N, classes), the model's output
     embeddings: np.ndarray  # (N, units) of the embedding layer
+    # A few of the images themselves (uint8, N x 28 x 28 x 1), kept with reference features for the drift page.
+    sample_images: np.ndarray | None = None
 
 
 def pixel_statistics(images: np.ndarray) -> pd.DataFrame:
@@ -71,6 +73,9 @@ def save_features(path, features: ImageFeatures) -> None:
             pixels=features.pixels.to_numpy(np.float32),
             probabilities=features.probabilities.astype(np.float32),
             embeddings=features.embeddings.astype(np.float32),
+            sample_images=np.zeros((0, 28, 28, 1), np.uint8)
+            if features.sample_images is None
+            else features.sample_images,
         )
 
 
@@ -80,6 +85,7 @@ def load_features(path) -> ImageFeatures:
             pixels=pd.DataFrame(arrays["pixels"], columns=list(arrays["pixel_names"])),
             probabilities=arrays["probabilities"],
             embeddings=arrays["embeddings"],
+            sample_images=arrays.get("sample_images", None),
         )
 
 

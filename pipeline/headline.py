@@ -22,10 +22,10 @@ def validation_headline(summary: dict) -> dict[str, int]:
     return {"expectations_passed": int(summary["passed"])}
 
 
-def drift_headline(summary: dict) -> dict[str, int]:
-    """The verdict as 1 (drift) or 0, how many features drifted, and how many images the batch had."""
+def drift_headline(summary: dict) -> dict[str, float]:
+    """The verdict as 1 (drift) or 0 (no drift, or inconclusive), its smallest p-value, and the batch's size."""
     return {
         "drift": int(bool(summary["dataset_drift"])),
-        "drifted_features": int(summary["drifted_count"]),
+        "smallest_p": float(summary["smallest_p_value"]),
         "batch_images": int(summary["batch"]["images"]),
     }

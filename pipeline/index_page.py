@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.drift_history import read_history
 from pipeline.objectives import best_score
-from pipeline.report import STYLE, lineage_list
+from pipeline.report import STYLE, image_tag, lineage_list
+
+CHECKS = "drift/checks"  # every drift check's folder, and their history
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,9 @@ ENTRIES = (
     ),
     ReportEntry(
         "Drift",
-        "drift/report.html",
-        "Evidently data-drift report of the last checked batch against the reference images",
+        "drift/page.html",
+        "the drift stage's check of <code>drift.current_batch</code>: the verdict, the batch beside the reference "
+        'images, the tests, and <a href="{folder}/report.html">Evidently\'s report</a>',
         "drift/summary.json",
         "lineage",
     ),
@@ -84,8 +88,7 @@ def headline(reports_dir: Path) -> dict[str, str]:
     drift = reports_dir / "drift" / "summary.json"
     if drift.is_file():
         summary = json.loads(drift.read_text())
-        verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
-        figures["Drift"] = f"{verdict}: {summary['drifted_count']} of {summary['feature_count']} features drifted"
+        figures["Drift"] = f"{summary['verdict']} in {summary['batch']['images']} images: {summary['reason']}"
     tuning = reports_dir / "tune" / "trials.csv"
     if tuning.is_file():
         trials = pd.read_csv(tuning)
@@ -116,10 +119,29 @@ def render_index(reports_dir: Path, page_dir: Path) -> str:
             f"<p>{entry.about.format(folder=relative_link(target.parent, page_dir))}</p>"
             f"{figure}{lineage_list(record)}</section>"
         )
+    sections.append(latest_check(reports_dir / CHECKS, page_dir))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Fashion-MNIST pipeline reports</title>'
         f"<style>{STYLE}{INDEX_STYLE}</style></head><body><h1>Fashion-MNIST pipeline reports</h1>"
         f"{''.join(sections)}</body></html>\n"
+    )
+
+
+def latest_check(checks_dir: Path, page_dir: Path) -> str:
+    """The last drift check of any kind (the stage's or the monitor's), and the trend of every check."""
+    history = read_history(checks_dir)
+    if not history:
+        return "<section><h2>Drift checks</h2><p>No drift check yet.</p></section>"
+    last = history[-1]
+    folder = checks_dir / last["id"]
+    trend = image_tag(folder / "trend.png", "trend of drift checks") if (folder / "trend.png").is_file() else ""
+    return (
+        f'<section><h2><a href="{relative_link(folder / "page.html", page_dir)}">Latest drift check</a></h2>'
+        f"<p class=figure>{html.escape(last['verdict'])} in {last['images']} images, smallest p-value "
+        f"{last['smallest_p_value']:.3g} (threshold {last['threshold']:.3g}); {html.escape(last['time'])}, by the "
+        f"{'drift monitor' if last['source'] == 'monitor' else 'drift stage'}.</p>"
+        f"<p>{len(history)} checks so far, each in its own folder of "
+        f'<a href="{relative_link(checks_dir, page_dir)}">{html.escape(CHECKS)}</a>:</p>{trend}</section>'
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.drift_check import compare, drift_summary
+from pipeline.drift_check import compare
 from pipeline.drift_features import image_features, pixel_statistics
 from pipeline.drift_params import DriftParams
 from pipeline.model import TrainParams, build_model, with_flip_averaging
@@ -35,7 +35,7 @@ def tiny_params(tmp_path_factory):
     import yaml
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    set_keys(params, TINY_TRAIN)
+    set_keys(params, {**TINY_TRAIN, "drift.calibration_resamples": 100})
     path = tmp_path_factory.mktemp("params") / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -56,18 +56,16 @@ def feature_frame(rng, count, shift=0.0):
     return frame
 
 
-def test_evidently_flags_the_shifted_features_only():
+def test_evidently_draws_the_same_tests_and_flags_the_shifted_features():
     rng = np.random.default_rng(0)
-    params = load_params(DriftParams, REPO_ROOT / "params.yaml")
     reference = feature_frame(rng, 5000)
-    same = feature_frame(rng, 2000)
-    clean = drift_summary(compare(reference, same, params), reference, same, params, CLASS_NAMES)
-    assert clean["drifted_count"] == 0 and not clean["dataset_drift"]
-    shifted = feature_frame(rng, 2000, shift=0.5)
-    drifted = drift_summary(compare(reference, shifted, params), reference, shifted, params, CLASS_NAMES)
-    assert set(drifted["drifted_features"]) == {"feature_0", "feature_1", "feature_2"}
-    assert drifted["drifted_share"] == pytest.approx(3 / 6) and drifted["dataset_drift"]  # share 0.5 >= 0.5
-    assert list(drifted["prediction_drift"]["class_shares"]) == list(CLASS_NAMES)
+    snapshot = compare(reference, feature_frame(rng, 2000, shift=0.5), threshold=0.001)
+    drifted = {
+        metric["config"]["column"]
+        for metric in snapshot.dict()["metrics"]
+        if metric["config"].get("type", "").endswith("ValueDrift") and metric["value"] <= 0.001  # a p-value
+    }
+    assert drifted == {"feature_0", "feature_1", "feature_2"}
 
 
 @pytest.mark.parametrize(
@@ -75,7 +73,9 @@ def test_evidently_flags_the_shifted_features_only():
     [
         ("drift.scenario", "tilt", "drift.scenario must be one of none, brightness"),
         ("drift.strength", -1, "drift.strength must be >= 0 or null, got -1"),
-        ("drift.drift_share", 0, "drift.drift_share must be > 0"),
+        ("drift.alpha", 0, "drift.alpha must be > 0"),
+        ("drift.min_batch", 5, "drift.min_batch must be >= 10"),
+        ("drift.effect_floor", 1, "drift.effect_floor must be >= 0 and < 1, got 1"),
         ("drift.invert", "sometimes", "drift.invert must be one of auto, always, never"),
     ],
 )
@@ -106,22 +106,31 @@ def stage_files(tmp_path_factory, tiny_params):
             str(root / "prepared"),
             "--out",
             str(root / "reference.npz"),
+            "--calibration",
+            str(root / "calibration.npz"),
         ]
     )
     return root
 
 
-def run_drift(root, params, current, capsys=None):
+def run_drift(root, params, *currents, extra=()):
     drift.main(
         [
+            *extra,
             "--params",
             str(params),
             "--model",
             str(root / "model.keras"),
             "--reference",
             str(root / "reference.npz"),
+            "--calibration",
+            str(root / "calibration.npz"),
             "--current",
-            str(current),
+            *map(str, currents),
+            "--checks",
+            str(root / "checks"),
+            "--page",
+            str(root / "page.html"),
             "--manifest",
             str(root / "manifest.json"),
             "--dataset",
@@ -139,21 +148,70 @@ def run_drift(root, params, current, capsys=None):
 
 def test_stage_finds_no_drift_in_a_clean_batch_and_drift_in_an_inverted_one(stage_files, tiny_params, tmp_path):
     clean = run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz")
-    assert not clean["dataset_drift"], clean["drifted_features"]
+    assert clean["verdict"] == "no drift" and not clean["dataset_drift"], clean["reason"]
     assert clean["batch"] == {"images": 1000, "scenario": "none", "strength": None, "source": clean["batch"]["source"]}
+    assert clean["smallest_p_value"] > clean["threshold"]
     report = (stage_files / "report.html").read_text()
     assert "<script" in report and 'src="http' not in report  # everything inlined: opens offline
     images, labels = square_images(1000, seed=2)
     inverted, _ = apply_shift(images, labels, "inversion", 1.0, seed=0)
     np.save(tmp_path / "inverted.npy", inverted)
     shifted = run_drift(stage_files, tiny_params, tmp_path / "inverted.npy")
-    assert shifted["dataset_drift"]
-    assert {"mean_intensity", "ink_fraction"} <= set(shifted["drifted_features"])
+    assert shifted["verdict"] == "drift" and shifted["dataset_drift"]
+    assert {"mean_intensity", "ink_fraction"} <= set(shifted["rejected"])
+    assert shifted["tests"]["mean_intensity"]["p_value"] <= shifted["threshold"]
+    assert shifted["tests"]["mean_intensity"]["effect"] >= shifted["effect_floor"]
+    assert json.loads((stage_files / "metrics.json").read_text()) == {
+        "drift": 1,
+        "smallest_p": shifted["smallest_p_value"],
+        "batch_images": 1000,
+    }
+
+
+def test_every_check_keeps_its_folder_and_a_line_of_history(stage_files, tiny_params, tmp_path):
+    from pipeline.drift_history import read_history
+
+    before = len(read_history(stage_files / "checks"))
+    summary = run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz", extra=["--check-id", "kept"])
+    folder = stage_files / "checks" / "kept"
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "metrics.json",
+        "page.html",
+        "report.html",
+        "summary.json",
+        "trend.png",
+    ]
+    assert json.loads((folder / "summary.json").read_text()) == summary
+    history = read_history(stage_files / "checks")
+    assert len(history) == before + 1 and history[-1]["id"] == "kept" and history[-1]["source"] == "stage"
+    page = (folder / "page.html").read_text()
+    assert "No dataset drift" in page and 'href="report.html"' in page
+    with pytest.raises(SystemExit):  # an id is never reused: a check never replaces another
+        run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz", extra=["--check-id", "kept"])
+
+
+def test_a_small_batch_of_the_monitor_is_inconclusive_and_kept_for_pooling(stage_files, tiny_params, tmp_path):
+    images, labels = square_images(1000, seed=2)
+    np.save(tmp_path / "few.npy", images[:12])
+    extra = ["--source", "monitor", "--check-id", "few"]
+    few = run_drift(stage_files, tiny_params, tmp_path / "few.npy", extra=extra)
+    assert few["verdict"] == "inconclusive" and not few["dataset_drift"]
+    assert "fewer than drift.min_batch" in few["reason"]
+    assert (stage_files / "checks" / "few" / "batch.npz").is_file()
+    # Pooled with another small batch, the images are enough for a verdict.
+    np.save(tmp_path / "more.npy", images[12:30])
+    extra = ["--source", "monitor", "--check-id", "pooled", "--pooled", "few"]
+    pooled = run_drift(
+        stage_files, tiny_params, stage_files / "checks" / "few" / "batch.npz", tmp_path / "more.npy", extra=extra
+    )
+    assert pooled["batch"]["images"] == 30 and pooled["verdict"] == "no drift"
+    assert pooled["check"]["pooled"] == ["few"]
 
 
 def test_a_bad_batch_fails_with_one_line_and_keeps_the_last_report(stage_files, tiny_params, tmp_path, capsys):
     run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz")
     before = (stage_files / "summary.json").read_text()
+    checks_before = sorted((stage_files / "checks").iterdir())
     np.save(tmp_path / "wrong.npy", np.zeros((5, 32, 32), dtype=np.uint8))
     with pytest.raises(SystemExit) as exited:
         run_drift(stage_files, tiny_params, tmp_path / "wrong.npy")
@@ -162,3 +220,4 @@ def test_a_bad_batch_fails_with_one_line_and_keeps_the_last_report(stage_files, 
     assert error.startswith("drift: error:") and "wrong.npy: images must have shape" in error
     assert len(error.splitlines()) == 1
     assert (stage_files / "summary.json").read_text() == before
+    assert sorted((stage_files / "checks").iterdir()) == checks_before

@@ -11,15 +11,15 @@ from pipeline.headline import drift_headline, evaluation_headline, validation_he
 PER_CLASS = {"Trouser": {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2}}
 
 
-def drift_summary(dataset_drift: bool, drifted: dict) -> dict:
+def drift_summary(verdict: str, smallest_p: float) -> dict:
     """The part of the drift stage's summary the headline reads, with the rest it holds beside it."""
     return {
-        "dataset_drift": dataset_drift,
-        "drifted_share": 0.5,
-        "drifted_count": len(drifted),
-        "feature_count": 4,
-        "drifted_features": drifted,
-        "feature_scores": {"mean_intensity": 0.3, "ink_fraction": 0.2, "entropy": 0.01, "predicted_class": 0.0},
+        "verdict": verdict,
+        "dataset_drift": verdict == "drift",
+        "smallest_p_value": smallest_p,
+        "threshold": 0.004,
+        "rejected": ["mean_intensity"] if verdict == "drift" else [],
+        "tests": {"mean_intensity": {"p_value": smallest_p, "effect": 0.3, "distance": 0.4}},
         "batch": {"images": 1000, "scenario": "none", "strength": None, "source": "data/prepared/test.npz"},
         "lineage": {"git revision": "abc1234"},
     }
@@ -29,11 +29,12 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def test_drift_headline_is_the_verdict_as_a_number_the_drifted_count_and_the_batch_size():
-    drifted = drift_headline(drift_summary(True, {"mean_intensity": 0.3, "ink_fraction": 0.2}))
-    assert drifted == {"drift": 1, "drifted_features": 2, "batch_images": 1000}
-    assert drift_headline(drift_summary(False, {})) == {"drift": 0, "drifted_features": 0, "batch_images": 1000}
-    assert all(type(value) is int for value in drifted.values())  # 1, not True: DVC compares numbers
+def test_drift_headline_is_the_verdict_as_a_number_its_smallest_p_value_and_the_batch_size():
+    drifted = drift_headline(drift_summary("drift", 1.5e-9))
+    assert drifted == {"drift": 1, "smallest_p": 1.5e-9, "batch_images": 1000}
+    assert type(drifted["drift"]) is int  # 1, not True: DVC compares numbers
+    assert drift_headline(drift_summary("no drift", 0.3))["drift"] == 0
+    assert drift_headline(drift_summary("inconclusive", 0.001))["drift"] == 0  # no alarm on too few images
 
 
 def test_validation_headline_counts_the_expectations_passed():
@@ -49,7 +50,7 @@ def test_evaluation_headline_leaves_the_per_class_scores_out():
 @pytest.mark.parametrize(
     "figures",
     [
-        drift_headline(drift_summary(True, {"mean_intensity": 0.3})),
+        drift_headline(drift_summary("drift", 0.0001)),
         validation_headline({"passed": 23}),
         evaluation_headline({"accuracy": 1, "macro_f1": 0.5, "loss": 0.1}),
     ],

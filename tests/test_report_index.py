@@ -34,3 +34,24 @@ def test_links_are_relative_to_where_the_page_is_written(tmp_path):
     write_evaluation(reports)
     page = render_index(reports, tmp_path / "published")
     assert '<a href="../reports/evaluate/report.html">Evaluation</a>' in page
+
+
+def test_the_latest_drift_check_and_its_trend_are_shown(tmp_path):
+    from pipeline.drift_history import append_check
+
+    reports = tmp_path / "reports"
+    checks = reports / "drift" / "checks"
+    for index, verdict in enumerate(("no drift", "drift")):
+        (checks / f"check-{index}").mkdir(parents=True)
+        (checks / f"check-{index}" / "page.html").write_text("<html></html>")
+        entry = {"id": f"check-{index}", "time": f"2026-11-2{index}T06:00:00+00:00", "source": "monitor"}
+        append_check(checks, {**entry, "verdict": verdict, "images": 300, "smallest_p_value": 1e-5, "threshold": 0.004})
+    page = render_index(reports, reports)
+    assert '<a href="drift/checks/check-1/page.html">Latest drift check</a>' in page
+    assert "drift in 300 images, smallest p-value 1e-05 (threshold 0.004)" in page and "2 checks so far" in page
+
+
+def test_without_drift_checks_the_index_says_so(tmp_path):
+    reports = tmp_path / "reports"
+    write_evaluation(reports)
+    assert "No drift check yet." in render_index(reports, reports)

@@ -1,29 +1,42 @@
-"""drift: does a batch of images still look like the reference? An Evidently report and a json summary.
+"""drift: does a batch of images still look like the reference? A calibrated verdict, a drift page, an Evidently
+report and a json summary, in a folder of their own per check, with a line in the checks' history.
 
-Each image becomes a row of features (pipeline/drift_features.py); Evidently compares each feature's distribution in
-the batch with the reference (pipeline/drift_check.py).
+Each image becomes a row of features (pipeline/drift_features.py); pipeline/drift_tests.py tests them against the
+reference at false-alarm rate drift.alpha. The DVC stage also copies its check's files to its declared outputs;
+the drift monitor runs this same command without them, so its checks never touch what DVC tracks.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from pipeline.cli import run_command
 from pipeline.datasets import dataset_spec
 from pipeline.drift_check import check_drift
 from pipeline.drift_features import load_features
+from pipeline.drift_history import append_check, read_history
+from pipeline.drift_page import render_page
 from pipeline.drift_params import DriftParams
+from pipeline.drift_tests import load_null
+from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.headline import drift_headline
-from pipeline.images import load_batch
+from pipeline.images import Batch, load_batch
 from pipeline.lineage import lineage
 from pipeline.model import load_model
 from pipeline.params import load_params, read_section
 from pipeline.shifts import SCENARIOS
+
+# The check's files, and the option naming where the DVC stage also wants each.
+CHECK_FILES = {"page.html": "page", "report.html": "report", "summary.json": "summary", "metrics.json": "metrics"}
 
 
 def non_negative(text: str) -> float:
@@ -33,49 +46,104 @@ def non_negative(text: str) -> float:
     return value
 
 
+def configure(parser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="the trained model (.keras)")
+    parser.add_argument("--reference", required=True, type=Path, help="the reference features (.npz)")
+    parser.add_argument("--calibration", required=True, type=Path, help="the verdict's null distribution (.npz)")
+    parser.add_argument(
+        "--current", required=True, type=Path, nargs="+", help="the batch to check; several are pooled into one"
+    )
+    parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
+    parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
+    parser.add_argument("--checks", required=True, type=Path, help="folder of every check and their history")
+    parser.add_argument("--check-id", help="this check's folder name (default: the time, UTC)")
+    parser.add_argument("--source", default="stage", choices=("stage", "monitor"), help="who runs the check")
+    parser.add_argument("--pooled", nargs="*", default=[], help="ids of the earlier checks whose images are pooled")
+    for option in CHECK_FILES.values():
+        parser.add_argument(f"--{option}", type=Path, help=f"also copy the check's {option} here (the DVC outputs)")
+    # A check of the monitor simulates a shift without editing params.yaml.
+    parser.add_argument("--scenario", choices=("none", *SCENARIOS), help="instead of drift.scenario")
+    parser.add_argument("--strength", type=non_negative, help="instead of drift.strength")
+
+
+def pooled_batch(sources: list[Path], invert: str) -> Batch:
+    batches = [load_batch(source, invert) for source in sources]
+    if len(batches) == 1:
+        return batches[0]
+    labels = [batch.labels for batch in batches]
+    return Batch(
+        images=np.concatenate([batch.images for batch in batches]),
+        labels=None if any(label is None for label in labels) else np.concatenate(labels),
+        names=[name for batch in batches for name in batch.names],
+    )
+
+
+def write_check(folder: Path, check, page_html: str, headline: dict, trend: Path, keep_images: bool) -> None:
+    """The check's folder, written whole or not at all."""
+    with atomic_path(folder) as staging:
+        staging.mkdir()
+        (staging / "page.html").write_text(page_html)
+        check.snapshot.save_html(str(staging / "report.html"))
+        (staging / "summary.json").write_text(json.dumps(check.summary, indent=2) + "\n")
+        (staging / "metrics.json").write_text(json.dumps(headline, indent=2) + "\n")
+        shutil.copy2(trend, staging / "trend.png")
+        if keep_images:  # an inconclusive check's images, for the monitor to pool with later ones
+            with open(staging / "batch.npz", "wb") as file:
+                np.savez_compressed(file, images=check.images)
+
+
+def history_entry(check_id: str, now: datetime, summary: dict, arguments, kept_images: bool) -> dict:
+    return {
+        "id": check_id,
+        "time": now.isoformat(timespec="seconds"),
+        "source": arguments.source,
+        "batch": summary["batch"]["source"],
+        "images": summary["batch"]["images"],
+        "scenario": summary["batch"]["scenario"],
+        "verdict": summary["verdict"],
+        "smallest_p_value": summary["smallest_p_value"],
+        "threshold": summary["threshold"],
+        "rejected": len(summary["rejected"]),
+        "pooled": list(arguments.pooled),
+        "batch_file": f"{check_id}/batch.npz" if kept_images else None,
+    }
+
+
+def work(arguments) -> None:
+    params = load_params(DriftParams, arguments.params)
+    shift = {key: getattr(arguments, key) for key in ("scenario", "strength") if getattr(arguments, key) is not None}
+    params = dataclasses.replace(params, **shift)
+    batch = pooled_batch(arguments.current, params.invert)
+    reference_features = load_features(arguments.reference)
+    class_names = dataset_spec(arguments.dataset).class_names
+    check = check_drift(
+        load_model(arguments.model), reference_features, load_null(arguments.calibration), batch, params, class_names
+    )
+    now = datetime.now(UTC)
+    check_id = arguments.check_id or f"{now:%Y%m%dT%H%M%SZ}-{arguments.source}"
+    folder = arguments.checks / check_id
+    if folder.exists():
+        raise PipelineError(f"{folder}: a check of that id exists already")
+    summary = check.summary
+    summary["batch"]["source"] = " + ".join(str(source) for source in arguments.current)
+    summary["check"] = {"id": check_id, "source": arguments.source, "pooled": list(arguments.pooled)}
+    summary["lineage"] = lineage(arguments.manifest, {"drift": {**read_section("drift", arguments.params), **shift}})
+    kept_images = summary["verdict"] == "inconclusive" and arguments.source == "monitor"
+    entry = history_entry(check_id, now, summary, arguments, kept_images)
+    history = [*read_history(arguments.checks), entry]
+    with tempfile.TemporaryDirectory() as scratch:
+        trend = Path(scratch) / "trend.png"
+        page_html = render_page(check, reference_features.sample_images, history, summary["lineage"], trend)
+        write_check(folder, check, page_html, drift_headline(summary), trend, kept_images)
+    append_check(arguments.checks, entry)
+    for name, option in CHECK_FILES.items():
+        if getattr(arguments, option) is not None:
+            with atomic_path(getattr(arguments, option)) as staging:
+                shutil.copy2(folder / name, staging)
+    print(f"drift: {summary['verdict']}: {summary['reason']} ({summary['batch']['images']} images; check {folder})")
+
+
 def main(argv: list[str] | None = None) -> None:
-    def configure(parser):
-        parser.add_argument("--model", required=True, type=Path, help="the trained model (.keras)")
-        parser.add_argument("--reference", required=True, type=Path, help="the reference features (.npz)")
-        parser.add_argument("--current", required=True, type=Path, help="the batch to check (see pipeline/images.py)")
-        parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
-        parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
-        parser.add_argument("--report", required=True, type=Path, help="output: the Evidently report (.html)")
-        parser.add_argument("--summary", required=True, type=Path, help="output: the summary (.json)")
-        parser.add_argument(
-            "--metrics", required=True, type=Path, help="output: verdict, drifted features and batch size (.json)"
-        )
-        # A check of the monitor simulates a shift without editing params.yaml.
-        parser.add_argument("--scenario", choices=("none", *SCENARIOS), help="instead of drift.scenario")
-        parser.add_argument("--strength", type=non_negative, help="instead of drift.strength")
-
-    def work(arguments):
-        params = load_params(DriftParams, arguments.params)
-        shift = {
-            key: getattr(arguments, key) for key in ("scenario", "strength") if getattr(arguments, key) is not None
-        }
-        params = dataclasses.replace(params, **shift)
-        batch = load_batch(arguments.current, params.invert)
-        model = load_model(arguments.model)
-        reference_features = load_features(arguments.reference)
-        class_names = dataset_spec(arguments.dataset).class_names
-        snapshot, summary = check_drift(model, reference_features, batch, params, class_names)
-        summary["batch"]["source"] = str(arguments.current)
-        checked = {**read_section("drift", arguments.params), **shift}
-        summary["lineage"] = lineage(arguments.manifest, {"drift": checked})
-        with contextlib.ExitStack() as stack:
-            report = stack.enter_context(atomic_path(arguments.report))
-            summary_file = stack.enter_context(atomic_path(arguments.summary))
-            metrics_file = stack.enter_context(atomic_path(arguments.metrics))
-            snapshot.save_html(str(report))
-            summary_file.write_text(json.dumps(summary, indent=2) + "\n")
-            metrics_file.write_text(json.dumps(drift_headline(summary), indent=2) + "\n")
-        verdict = "DRIFT" if summary["dataset_drift"] else "no drift"
-        drifted = ", ".join(summary["drifted_features"]) or "none"
-        print(
-            f"drift: {verdict}: {summary['drifted_count']} of {summary['feature_count']} features drifted ({drifted})"
-        )
-
     run_command("drift", configure, work, argv)
 
 
