@@ -22,8 +22,9 @@ from pipeline.drift_features import ImageFeatures
 
 LABEL_SHIFT = "predicted class"
 # Batch sizes the null distribution is simulated at; a batch between two is interpolated (in log size), one
-# above the last uses the last (the threshold moves little there).
-CALIBRATION_SIZES = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# above the last uses the last: the threshold moves little there, and larger draws would leave too little of a
+# 12,000-image reference as the rest, at a cost that grows with the size.
+CALIBRATION_SIZES = (10, 20, 50, 100, 200, 500, 1000, 2000)
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,25 @@ def ks_distances(sorted_reference: np.ndarray, batch: np.ndarray, drawn_from_ref
     only: O(batch log reference). With `drawn_from_reference` the batch's rows are part of `sorted_reference`,
     and are left out of it by count (the null simulation draws batches from the reference that way).
     """
-    size, reference_size = len(batch), len(sorted_reference) - (len(batch) if drawn_from_reference else 0)
-    steps = np.arange(size)
-    distances = np.empty(batch.shape[1])
-    for column in range(batch.shape[1]):
-        current = np.sort(batch[:, column])
-        below = np.searchsorted(sorted_reference[:, column], current, "left")
-        up_to = np.searchsorted(sorted_reference[:, column], current, "right")
-        if drawn_from_reference:
-            below -= np.searchsorted(current, current, "left")
-            up_to -= np.searchsorted(current, current, "right")
-        reference_above = (below / reference_size - steps / size).max()
-        batch_above = ((steps + 1) / size - up_to / reference_size).max()
-        distances[column] = max(reference_above, batch_above)
-    return distances
+    size, columns = batch.shape
+    reference_size = len(sorted_reference) - (size if drawn_from_reference else 0)
+    # Every column shifted into a range of its own, so one search covers them all (columns stay sorted).
+    low = min(sorted_reference[0].min(), batch.min())
+    span = max(sorted_reference[-1].max(), batch.max()) - low + 1.0
+    offsets = np.arange(columns) * span - low
+    reference_flat = (sorted_reference + offsets).T.ravel()
+    current_flat = (np.sort(batch, axis=0) + offsets).T.ravel()
+    starts = np.repeat(np.arange(columns) * len(sorted_reference), size)
+    below = np.searchsorted(reference_flat, current_flat, "left") - starts
+    up_to = np.searchsorted(reference_flat, current_flat, "right") - starts
+    if drawn_from_reference:
+        batch_starts = np.repeat(np.arange(columns) * size, size)
+        below -= np.searchsorted(current_flat, current_flat, "left") - batch_starts
+        up_to -= np.searchsorted(current_flat, current_flat, "right") - batch_starts
+    steps = np.tile(np.arange(size), columns)
+    reference_above = (below / reference_size - steps / size).reshape(columns, size).max(axis=1)
+    batch_above = ((steps + 1) / size - up_to / reference_size).reshape(columns, size).max(axis=1)
+    return np.maximum(reference_above, batch_above)
 
 
 def ks_p_values(distances: np.ndarray, reference_size: int, batch_size: int) -> np.ndarray:
@@ -137,14 +143,15 @@ def null_min_p_values(
     usable = np.array([size for size in sizes if size <= len(reference.values) // 2])
     minima = np.empty((len(usable), resamples))
     sorted_reference = np.sort(reference.values, axis=0)
+    counts = class_counts(reference.predicted, classes)
     for row, size in enumerate(usable):
         for draw in range(resamples):
-            in_batch = np.zeros(len(reference.values), dtype=bool)
-            in_batch[rng.choice(len(reference.values), size, replace=False)] = True
+            rows = rng.choice(len(reference.values), size, replace=False)
+            predicted = reference.predicted[rows]
             results = run_tests(
                 sorted_reference,
-                class_counts(reference.predicted[~in_batch], classes),
-                FeatureMatrix(reference.names, reference.values[in_batch], reference.predicted[in_batch]),
+                counts - class_counts(predicted, classes),  # the rest's
+                FeatureMatrix(reference.names, reference.values[rows], predicted),
                 reference.names,
                 drawn_from_reference=True,
             )
@@ -155,7 +162,8 @@ def null_min_p_values(
 def calibrated_threshold(sizes: np.ndarray, null_minima: np.ndarray, alpha: float, batch_size: int) -> float:
     """The smallest-p-value threshold that a clean batch of `batch_size` images falls under with probability
     alpha, interpolated in log size between the simulated sizes."""
-    quantiles = np.log(np.quantile(null_minima, alpha, axis=1))
+    # The order statistic at or below the alpha quantile: never a threshold above the one simulated.
+    quantiles = np.log(np.quantile(null_minima, alpha, axis=1, method="lower"))
     log_size = np.log(np.clip(batch_size, sizes[0], sizes[-1]))
     return float(np.exp(np.interp(log_size, np.log(sizes), quantiles)))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.drift_history import read_history
+from pipeline.drift_history import HISTORY_FILE, read_history
 from pipeline.objectives import best_score
 from pipeline.report import STYLE, image_tag, lineage_list
 
@@ -140,8 +140,8 @@ def latest_check(checks_dir: Path, page_dir: Path) -> str:
         f"<p class=figure>{html.escape(last['verdict'])} in {last['images']} images, smallest p-value "
         f"{last['smallest_p_value']:.3g} (threshold {last['threshold']:.3g}); {html.escape(last['time'])}, by the "
         f"{'drift monitor' if last['source'] == 'monitor' else 'drift stage'}.</p>"
-        f"<p>{len(history)} checks so far, each in its own folder of "
-        f'<a href="{relative_link(checks_dir, page_dir)}">{html.escape(CHECKS)}</a>:</p>{trend}</section>'
+        f"<p>{len(history)} checks so far, each in its own folder of {html.escape(CHECKS)}, each a line of "
+        f'<a href="{relative_link(checks_dir / HISTORY_FILE, page_dir)}">{HISTORY_FILE}</a>:</p>{trend}</section>'
     )
 
 

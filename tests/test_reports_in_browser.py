@@ -17,6 +17,7 @@ REPORTS = {
     "evaluation": "evaluate/report.html",
     "model_card": "evaluate/model_card.html",
     "drift": "drift/report.html",
+    "drift_page": "drift/page.html",
     "data_docs": "validate/data_docs/index.html",
 }
 # Counts the drawn (not fully transparent) pixels of each canvas on the page.
@@ -112,20 +113,37 @@ def test_the_drift_report_draws_its_charts(default_pipeline, browser):
 
 
 @pytest.mark.slow
+def test_the_drift_page_shows_the_batch_the_reference_and_the_verdict(default_pipeline, browser):
+    root, _ = default_pipeline
+    page, _ = open_report(browser, root / "reports" / "drift" / "page.html")
+    assert page.get_by_text("No dataset drift").count() >= 1
+    for alt in ("batch images", "reference images", "predicted-class shares", "most unusual images", "trend of checks"):
+        size = page.locator(f'img[alt="{alt}"]').evaluate("image => [image.naturalWidth, image.naturalHeight]")
+        assert min(size) > 100, (alt, size)
+    assert page.locator("table tbody tr").count() == 29  # 18 features, 10 class probabilities, label shift
+    page.get_by_role("link", name="Evidently's report of this check").click()
+    page.wait_for_load_state("load")
+    assert page.get_by_text("Dataset Drift is NOT detected").count() == 1
+
+
+@pytest.mark.slow
 def test_the_index_links_every_report_with_its_lineage(default_pipeline, browser):
     root, _ = default_pipeline
     page, _ = open_report(browser, root / "reports" / "index.html")
     links = page.eval_on_selector_all("a", "links => links.map(link => link.href)")
     targets = [unquote(urlparse(link).path) for link in links]
-    assert len(targets) == 6  # five reports and the single sample picture; no tuning report before a search
+    # Five reports, the single sample picture, Evidently's drift report, the latest drift check and the checks'
+    # history; no tuning report before a search.
+    assert len(targets) == 9
     missing = [target for target in targets if not Path(target).is_file()]
     assert missing == []
     sections = page.locator("section")
-    assert sections.count() == 6
+    assert sections.count() == 7
     for index in range(5):
         text = sections.nth(index).inner_text()
         assert "git revision" in text and "fashion_mnist sha256:" in text and "params" in text, text
     assert "dvc repro tuning/dvc.yaml" in sections.nth(5).inner_text()
+    assert "no drift in 10000 images" in sections.nth(6).inner_text()
     page.get_by_role("link", name="Evaluation", exact=True).click()
     page.wait_for_load_state("load")
     assert page.title() == "Evaluation on the test set"

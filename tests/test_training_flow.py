@@ -4,6 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -163,26 +164,49 @@ def test_unknown_override_fails_before_any_stage_runs(prefect_backend, workspace
     assert worktrees(workspace) == 1
 
 
-def test_monitor_retrains_on_a_drifted_batch_and_keeps_the_check(first_run, workspace):
+def checks_dir(workspace) -> Path:
+    return workspace.resolve() / "reports" / "drift" / "checks"
+
+
+def test_monitor_retrains_on_drift_confirmed_by_a_second_batch_and_keeps_each_check(first_run, workspace):
     params_before = (workspace / "params.yaml").read_text()
     clean = drift_monitor(workspace=str(workspace))
-    assert not clean["dataset_drift"] and clean["retraining_flow_run_id"] is None
+    assert clean["verdict"] == "no drift" and clean["retraining_flow_run_id"] is None
+    first = drift_monitor(scenario="inversion", workspace=str(workspace))
+    # One drifted batch is not enough: a clean batch is called drifted at rate alpha.
+    assert first["dataset_drift"] and first["drifted_in_a_row"] == 1 and first["retraining_flow_run_id"] is None
     drifted = drift_monitor(scenario="inversion", workspace=str(workspace))
-    assert drifted["dataset_drift"] and drifted["batch"]["scenario"] == "inversion"
+    assert drifted["dataset_drift"] and drifted["drifted_in_a_row"] == 2
     with get_client(sync_client=True) as client:
         retraining = client.read_flow_run(drifted["retraining_flow_run_id"])
         assert client.read_flow(retraining.flow_id).name == "training-pipeline"
     assert retraining.state.is_completed()
     # The retraining ran every stage, the DVC drift stage too (on params.yaml's clean batch): the check's own
-    # folder still holds its verdict, and the artifact links that folder's report.
-    check = Path(drifted["check"])
-    assert check.parent == workspace.resolve() / "reports" / "drift" / "checks"
-    assert json.loads((check / "summary.json").read_text())["dataset_drift"]
-    assert not json.loads((workspace / "reports" / "drift" / "summary.json").read_text())["dataset_drift"]
+    # folder still holds its verdict, and the artifact links that folder's page.
+    check = checks_dir(workspace) / drifted["check"]["id"]
+    assert json.loads((check / "summary.json").read_text())["verdict"] == "drift"
+    assert json.loads((workspace / "reports" / "drift" / "summary.json").read_text())["verdict"] == "no drift"
     summary = read_artifacts(drifted["flow_run_id"])["drift-summary"].data
-    assert "**Dataset drift**" in summary and (check / "report.html").resolve().as_uri() in summary
-    assert Path(clean["check"]) != check and (Path(clean["check"]) / "report.html").is_file()
+    assert "**Dataset drift**" in summary and (check / "page.html").as_uri() in summary
+    assert (checks_dir(workspace) / clean["check"]["id"] / "report.html").is_file()
     assert (workspace / "params.yaml").read_text() == params_before
+    # The index shows the latest check.
+    assert f"checks/{drifted['check']['id']}/page.html" in (workspace / "reports" / "index.html").read_text()
+
+
+def test_monitor_pools_small_batches_until_they_are_enough(first_run, workspace, tmp_path):
+    from pipeline.prepared import load_arrays
+
+    images, _ = load_arrays(workspace / "data" / "prepared" / "test.npz")
+    summaries = []
+    for day in range(3):  # 8 images a day, 20 needed
+        np.save(tmp_path / f"day{day}.npy", images[day * 8 : (day + 1) * 8])
+        summaries.append(drift_monitor(batch=str(tmp_path / f"day{day}.npy"), workspace=str(workspace)))
+    assert [summary["verdict"] for summary in summaries[:2]] == ["inconclusive", "inconclusive"]
+    assert all(summary["retraining_flow_run_id"] is None for summary in summaries)
+    pooled = summaries[2]
+    assert pooled["verdict"] == "no drift" and pooled["batch"]["images"] == 24
+    assert len(pooled["check"]["pooled"]) == 3
 
 
 def test_monitor_checks_a_folder_of_pictures(first_run, workspace, tmp_path):
