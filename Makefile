@@ -30,7 +30,8 @@ bench: setup
 	python bench/data_stages.py
 	python bench/train_speed.py
 	python bench/flow_overhead.py
-	python bench/drift_detection.py
+	python bench/drift_speed.py
+	python bench/drift_power.py
 	python bench/predict_speed.py
 
 setup: system-packages node $(VENV)/.installed node_modules/.package-lock.json

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,11 @@ def save_trend(history: list[dict], path: Path) -> None:
             label=verdict,
             zorder=3,
         )
-    axis.plot(times, [entry["threshold"] for entry in history], color="#555", linestyle=":", label="threshold")
+    axis.plot(
+        times, [entry["threshold"] for entry in history], color="#555", linestyle=":", marker="_", label="threshold"
+    )
+    if len(times) == 1:  # a day either side, or matplotlib spreads one point over years
+        axis.set_xlim(times[0] - timedelta(days=1), times[0] + timedelta(days=1))
     axis.set_yscale("log")
     axis.set_ylabel("smallest p-value")
     axis.legend(fontsize=8)

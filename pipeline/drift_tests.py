@@ -162,8 +162,10 @@ def null_min_p_values(
 def calibrated_threshold(sizes: np.ndarray, null_minima: np.ndarray, alpha: float, batch_size: int) -> float:
     """The smallest-p-value threshold that a clean batch of `batch_size` images falls under with probability
     alpha, interpolated in log size between the simulated sizes."""
-    # The order statistic at or below the alpha quantile: never a threshold above the one simulated.
-    quantiles = np.log(np.quantile(null_minima, alpha, axis=1, method="lower"))
+    # Just below the (k+1)-th smallest simulated minimum, k = alpha x resamples: at most a share alpha of the
+    # simulated clean batches falls at or under it, also where small batches' p-values tie.
+    rank = int(np.floor(alpha * null_minima.shape[1]))
+    quantiles = np.log(np.nextafter(np.sort(null_minima, axis=1)[:, rank], 0))
     log_size = np.log(np.clip(batch_size, sizes[0], sizes[-1]))
     return float(np.exp(np.interp(log_size, np.log(sizes), quantiles)))
 
