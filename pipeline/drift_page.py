@@ -19,6 +19,7 @@ from pipeline.report import image_tag, page, table
 
 SHOWN_IMAGES = 32
 FURTHEST_IMAGES = 16
+SMALLEST_SHOWN_P = 1e-12  # smaller p-values sit on the trend's floor, so the scale stays readable
 VERDICT_COLOURS = {"drift": "#c0392b", "no drift": "#2e7d32", "inconclusive": "#9e9e9e"}
 
 
@@ -77,7 +78,7 @@ def save_trend(history: list[dict], path: Path) -> None:
         chosen = [index for index, entry in enumerate(history) if entry["verdict"] == verdict]
         axis.scatter(
             [times[index] for index in chosen],
-            [max(history[index]["smallest_p_value"], 1e-300) for index in chosen],
+            [max(history[index]["smallest_p_value"], SMALLEST_SHOWN_P) for index in chosen],
             color=colour,
             label=verdict,
             zorder=3,
@@ -88,7 +89,7 @@ def save_trend(history: list[dict], path: Path) -> None:
     if len(times) == 1:  # a day either side, or matplotlib spreads one point over years
         axis.set_xlim(times[0] - timedelta(days=1), times[0] + timedelta(days=1))
     axis.set_yscale("log")
-    axis.set_ylabel("smallest p-value")
+    axis.set_ylabel(f"smallest p-value (floor {SMALLEST_SHOWN_P:g})")
     axis.legend(fontsize=8)
     figure.autofmt_xdate()
     figure.tight_layout()
@@ -106,12 +107,16 @@ def furthest_from_reference(check: DriftCheck, count: int) -> np.ndarray:
     return np.argsort(-distances)[:count]
 
 
+def p_text(p_value: float) -> str:
+    return "< 1e-300" if p_value == 0 else f"{p_value:.3g}"  # 0 is a p-value below what a float holds
+
+
 def test_table(summary: dict) -> str:
     rejected = set(summary["rejected"])
     rows = [
         [
             name,
-            f"{row['p_value']:.3g}",
+            p_text(row["p_value"]),
             f"{row['effect']:.4f}",
             row.get("distance", "-"),
             "yes" if name in rejected else "",

@@ -21,6 +21,8 @@ from scipy import stats
 from pipeline.drift_features import ImageFeatures
 
 LABEL_SHIFT = "predicted class"
+CONFIDENCE_MISS = 0.05  # the chance that the calibrated threshold's false-alarm rate exceeds alpha
+NAMED_IN_REASON = 5  # the most significant rejected tests named in the verdict's one line
 # Batch sizes the null distribution is simulated at; a batch between two is interpolated (in log size), one
 # above the last uses the last: the threshold moves little there, and larger draws would leave too little of a
 # 12,000-image reference as the rest, at a cost that grows with the size.
@@ -162,9 +164,10 @@ def null_min_p_values(
 def calibrated_threshold(sizes: np.ndarray, null_minima: np.ndarray, alpha: float, batch_size: int) -> float:
     """The smallest-p-value threshold that a clean batch of `batch_size` images falls under with probability
     alpha, interpolated in log size between the simulated sizes."""
-    # Just below the (k+1)-th smallest simulated minimum, k = alpha x resamples: at most a share alpha of the
-    # simulated clean batches falls at or under it, also where small batches' p-values tie.
-    rank = int(np.floor(alpha * null_minima.shape[1]))
+    # Just below the (k+1)-th smallest simulated minimum, so at most k simulated clean batches fall at or under
+    # it (also where small batches' p-values tie); k is the 5% lower bound of the count a rate of alpha gives, so
+    # the threshold's own false-alarm rate stays under alpha with 95% confidence despite the finite resamples.
+    rank = int(stats.binom.ppf(CONFIDENCE_MISS, null_minima.shape[1], alpha))
     quantiles = np.log(np.nextafter(np.sort(null_minima, axis=1)[:, rank], 0))
     log_size = np.log(np.clip(batch_size, sizes[0], sizes[-1]))
     return float(np.exp(np.interp(log_size, np.log(sizes), quantiles)))
@@ -189,7 +192,8 @@ def decide(results: BatchTests, threshold: float, effect_floor: float, batch_siz
     order = np.argsort(results.p_values)
     names = tuple(results.names[index] for index in order if rejected[index])
     if names:
-        return Verdict("drift", threshold, names, smallest, f"{len(names)} test(s) rejected: {', '.join(names)}")
+        shown = ", ".join(names[:NAMED_IN_REASON]) + (", ..." if len(names) > NAMED_IN_REASON else "")
+        return Verdict("drift", threshold, names, smallest, f"{len(names)} of {len(order)} tests rejected: {shown}")
     if significant.any():
         reason = f"significant differences too small to matter (effect below {effect_floor})"
         return Verdict("no drift", threshold, (), smallest, reason)
