@@ -41,17 +41,22 @@ def verdict_words(summary: dict) -> str:
 
 
 def save_gallery(images: np.ndarray, captions: list[str], path: Path, columns: int = 8) -> None:
-    plt = headless_pyplot()
+    """A grid of the images, each enlarged 3x with its caption above, drawn with Pillow: a page has three of
+    them, and matplotlib's subplots would take seconds each."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    scale, caption_height, gap = 3, 16, 6
+    side = images.shape[1] * scale if len(images) else 28 * scale
     rows = max(1, int(np.ceil(len(images) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if index < len(images):
-            axis.imshow(images[index].squeeze(), cmap="gray", vmin=0, vmax=255)
-            axis.set_title(captions[index], fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90, format="png")
-    plt.close(figure)
+    canvas = Image.new("L", (columns * (side + gap), rows * (side + caption_height + gap)), color=255)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=11)
+    for index, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        left = (index % columns) * (side + gap)
+        top = (index // columns) * (side + caption_height + gap)
+        draw.text((left, top + 1), caption, fill=0, font=font)
+        tile = Image.fromarray(image[..., 0]).resize((side, side), Image.NEAREST)
+        canvas.paste(tile, (left, top + caption_height))
+    canvas.save(path, format="PNG")
 
 
 def save_class_shares(summary: dict, path: Path) -> None:
