@@ -19,6 +19,7 @@ class DriftParams:
     current_batch: str = param("text", description="a path")
     reference: str = param("choice", options=("val", "train"))
     invert: str = param("choice", options=INVERT_CHOICES)
+    crop: bool = param("flag")
     scenario: str = param("choice", options=("none", *SCENARIOS))
     strength: float | None = param("number", minimum=0, optional=True)
     seed: int = param("number", integer=True, minimum=0)

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline.headline import evaluation_headline
+from pipeline.model import with_embedding_output
 from pipeline.params import param
 from pipeline.plots import headless_pyplot
 from pipeline.report import image_tag, page, table
+from pipeline.unfamiliarity import Unfamiliarity, flagged
 
 # The files `evaluate` writes, by name (the model card is written beside them by the stage): `metrics` holds the
 # headline figures for `dvc metrics show`, `per_class` each class's precision, recall, F1 and support.
@@ -94,16 +96,25 @@ def render_report(metrics: dict, class_report: str, lineage_record: dict, images
 
 
 def evaluate(
-    model, test_split, class_names, params: EvaluateParams, outputs: dict[str, Path], curve: Path, lineage_record: dict
+    model,
+    scorer: Unfamiliarity,
+    test_split,
+    class_names,
+    params: EvaluateParams,
+    outputs: dict[str, Path],
+    curve: Path,
+    lineage_record: dict,
 ) -> tuple[dict, np.ndarray]:
     """Write every output but the model card; return the metrics and the confusion matrix (rows: actual)."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     images, labels = test_split
     labels = labels.astype(np.int64)
-    probabilities = model.predict(images, batch_size=params.batch_size, verbose=0)
+    probabilities, embeddings = with_embedding_output(model).predict(images, batch_size=params.batch_size, verbose=0)
     predictions = probabilities.argmax(axis=1)
     metrics = compute_metrics(labels, probabilities, class_names)
+    # Test images are as familiar as the validation images the threshold was set on: close to the flag rate.
+    metrics["unfamiliar"] = round(float(flagged(scorer, embeddings).mean()), 6)
     # DVC shows the headline figures; the per-class scores would add forty columns to its table.
     outputs["metrics"].write_text(json.dumps(evaluation_headline(metrics), indent=2) + "\n")
     outputs["per_class"].write_text(json.dumps(metrics["per_class"], indent=2) + "\n")

@@ -8,12 +8,13 @@ it changes.
 
 from __future__ import annotations
 
-# The test-set figures of the evaluate stage; its per-class scores go to a file of their own.
-EVALUATION_FIGURES = ("accuracy", "macro_f1", "loss")
+# The test-set figures of the evaluate stage (`unfamiliar`: the share of test images flagged as unfamiliar); its
+# per-class scores go to a file of their own.
+EVALUATION_FIGURES = ("accuracy", "macro_f1", "loss", "unfamiliar")
 
 
 def evaluation_headline(metrics: dict) -> dict[str, float]:
-    """Test accuracy, macro F1 and loss, from the evaluation's full metrics."""
+    """Test accuracy, macro F1, loss and share flagged unfamiliar, from the evaluation's full metrics."""
     return {name: float(metrics[name]) for name in EVALUATION_FIGURES}
 
 

@@ -1,11 +1,15 @@
 """Batches of images from outside the pipeline, made into what the model takes: uint8 28x28x1, light on dark.
 
 Accepted: a folder of PNG/JPEG files, one image file, a .npy or .npz array, or an IDX images file.
-Conversion rule for pictures that are not already 28x28 greyscale:
-1. greyscale (ITU-R 601-2 luma, as Pillow's "L" mode);
-2. fit inside 28x28 keeping the aspect ratio (Lanczos), centred on a square of the border colour;
-3. Fashion-MNIST garments are light on a dark background: with `invert: auto` an image whose border
-   is brighter than mid-grey (a product photo on white) is inverted; `always` and `never` force it.
+Conversion rule for pictures (pipeline/picture_files.py reads the file, pipeline/item_crop.py finds the item):
+1. greyscale (ITU-R 601-2 luma, as Pillow's "L" mode), upright by its EXIF orientation, transparency composited
+   on a background the item contrasts with;
+2. the item's contrast against its background: Fashion-MNIST garments are light on black, so with `invert: auto`
+   an item on a background brighter than mid-grey (a product photo on white) counts as darker than it; `always`
+   and `never` say the item is darker, or lighter, than its background whatever its level;
+3. with `crop` (the default) the square around the item, its longest side filling the square as in the training
+   images; without it the whole picture, centred on a square; either fitted into 28x28 (Lanczos).
+A picture in which nothing stands out from the background is an error: there is no item to classify.
 Arrays and IDX files must already be 28x28 (N,28,28 or N,28,28,1) with values 0-255; they are only inverted
 on `invert: always`.
 """
@@ -20,10 +24,18 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.idx import read_idx
+from pipeline.item_crop import cut, find_item, item_contrast, square_around
+from pipeline.picture_files import read_picture_pixels
 
 SIDE = 28
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INVERT_CHOICES = ("auto", "always", "never")
+# Pictures are shrunk to this longest side first: an item filling 30% of the picture still spans 150 pixels for a
+# 28x28 result, while a 12-megapixel photo would cost 50 times the work.
+WORKING_SIDE = 512
+# How much of the square the item's longest side fills: the training images' items span the whole frame (98% of
+# them all 28 pixels), and this matches the share of that span which pipeline/item_crop.py finds on them.
+TRAINING_FILL = 1.0
 
 
 @dataclass
@@ -34,10 +46,11 @@ class Batch:
     skipped: list[str] = field(default_factory=list)  # why each unreadable picture was left out
 
 
-def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool = False) -> Batch:
+def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool = False, crop: bool = True) -> Batch:
     """Read and convert a batch; every problem is a PipelineError naming the file.
 
-    With `skip_unreadable`, pictures in a folder that cannot be read are left out and listed in `skipped`.
+    With `skip_unreadable`, pictures in a folder that cannot be read are left out and listed in `skipped`. `crop`
+    cuts each picture to its item; turn it off for pictures already cropped as the training images are.
     """
     source = Path(source)
     if invert not in INVERT_CHOICES:
@@ -48,9 +61,9 @@ def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool =
         files = sorted(path for path in source.iterdir() if path.suffix.lower() in PICTURE_SUFFIXES)
         if not files:
             raise PipelineError(f"{source}: empty batch (no .png, .jpg or .jpeg files)")
-        batch = read_folder(source, files, invert, skip_unreadable)
+        batch = read_folder(source, files, invert, skip_unreadable, crop)
     elif source.suffix.lower() in PICTURE_SUFFIXES:
-        batch = Batch(read_picture(source, invert)[None], None, [source.name])
+        batch = Batch(read_picture(source, invert, crop)[None], None, [source.name])
     elif source.suffix == ".npy":
         batch = from_array(source, _load_npy(source), None, invert)
     elif source.suffix == ".npz":
@@ -62,11 +75,11 @@ def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool =
     return batch
 
 
-def read_folder(folder: Path, files: list[Path], invert: str, skip_unreadable: bool) -> Batch:
+def read_folder(folder: Path, files: list[Path], invert: str, skip_unreadable: bool, crop: bool) -> Batch:
     pictures, names, skipped = [], [], []
     for path in files:
         try:
-            pictures.append(read_picture(path, invert))
+            pictures.append(read_picture(path, invert, crop))
         except PipelineError as error:
             if not skip_unreadable:
                 raise
@@ -78,23 +91,52 @@ def read_folder(folder: Path, files: list[Path], invert: str, skip_unreadable: b
     return Batch(np.stack(pictures), None, names, skipped)
 
 
-def read_picture(path: Path, invert: str) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def read_picture(path: Path, invert: str, crop: bool = True) -> np.ndarray:
+    """One picture file as a uint8 28x28x1 image; a PipelineError naming the file when it has no item."""
+    image = picture_to_image(read_picture_pixels(path), invert, crop)
+    if image is None:
+        raise PipelineError(f"{path}: no item to classify (nothing stands out from the background)")
+    return image
 
-    try:
-        with Image.open(path) as opened:
-            picture = opened.convert("L")
-    except (UnidentifiedImageError, OSError) as error:
-        raise PipelineError(f"{path}: unreadable image ({' '.join(str(error).split())[:120]})") from None
-    pixels = np.asarray(picture)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    background = int(np.median(border))
-    if picture.size != (SIDE, SIDE):
-        picture = ImageOps.pad(picture, (SIDE, SIDE), method=Image.Resampling.LANCZOS, color=background)
-    image = np.asarray(picture, dtype=np.uint8)
-    if invert == "always" or (invert == "auto" and background > 127):
-        image = 255 - image
-    return image[..., None]
+
+def picture_to_image(grey: np.ndarray, invert: str, crop: bool) -> np.ndarray | None:
+    """A greyscale picture (float, 0-255) as the model's input, or None when nothing stands out from its
+    background."""
+    contrast = item_contrast(shrunk(grey, WORKING_SIDE), invert)
+    height, width = contrast.pixels.shape
+    if crop:
+        item = find_item(contrast)
+        if item is None:
+            return None
+        box, region = item
+        # Faint shading outside the item, such as its shadow, is background.
+        pixels = np.where(region, contrast.pixels, 0)
+        square = square_around(box, TRAINING_FILL)
+    else:
+        pixels = contrast.pixels
+        side = max(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        square = (top, left, top + side, left + side)
+    fitted = shrunk(cut(pixels, square), SIDE, exact=True)
+    return np.clip(np.rint(fitted), 0, 255).astype(np.uint8)[..., None]
+
+
+def shrunk(pixels: np.ndarray, side: int, exact: bool = False) -> np.ndarray:
+    """`pixels` resized (Lanczos, antialiased) so its longest side is at most `side`, or exactly `side` by `side`."""
+    from PIL import Image
+
+    height, width = pixels.shape
+    if exact:
+        size = (side, side)
+    elif max(height, width) <= side:
+        return pixels
+    else:
+        scale = side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if (width, height) == size:
+        return pixels
+    resized = Image.fromarray(pixels.astype(np.float32), mode="F").resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(resized, dtype=np.float32)
 
 
 def from_array(source: Path, images: np.ndarray, labels: np.ndarray | None, invert: str) -> Batch:

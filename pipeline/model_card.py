@@ -68,8 +68,25 @@ def data_section(manifest: dict, val_fraction: float) -> str:
     return table(rows, ["property", "value"])
 
 
+def unfamiliarity_section(summary: dict, test_share: float) -> str:
+    """The unfamiliarity threshold and how often it flags normal images."""
+    rows = [
+        ["threshold (score above it: flagged)", f"{summary['threshold']:.3f}"],
+        ["set to flag, of the validation images", f"{summary['flag_rate']:.1%}"],
+        ["validation images flagged", f"{summary['validation_flagged']:.1%} of {summary['validation_images']:,}"],
+        ["test images flagged", f"{test_share:.1%}"],
+    ]
+    return UNFAMILIARITY + table(rows, ["unfamiliarity", "value"])
+
+
 def render_model_card(
-    metrics: dict, matrix: np.ndarray, class_names: tuple[str, ...], data_html: str, train_params: dict, lineage: dict
+    metrics: dict,
+    matrix: np.ndarray,
+    class_names: tuple[str, ...],
+    data_html: str,
+    unfamiliarity_html: str,
+    train_params: dict,
+    lineage: dict,
 ) -> str:
     overall = table(
         [["accuracy", f"{metrics['accuracy']:.4f}"], ["macro F1", f"{metrics['macro_f1']:.4f}"]], ["metric", "value"]
@@ -91,6 +108,7 @@ def render_model_card(
             ("Training", params),
             ("Test-set performance", overall + per_class_table),
             ("Classes it confuses most", pairs),
+            ("Unfamiliar images", unfamiliarity_html),
             ("Intended use", INTENDED_USE),
             ("Limits", LIMITS),
         ],

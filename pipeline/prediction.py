@@ -4,6 +4,7 @@ each image's most likely classes, for the predict command."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +17,22 @@ from pipeline.images import Batch, load_batch
 OUTPUT_FORMATS = (".csv", ".json")
 
 
-def load_inputs(sources: list[Path], invert: str, skip_unreadable: bool) -> tuple[Batch, list[str]]:
-    """All sources as one batch, and why each unreadable file was skipped (only with `skip_unreadable`)."""
-    batches, skipped = [], []
+def load_inputs(sources: list[Path], invert: str, crop: bool, on_skip: Callable[[str], None] | None = None) -> Batch:
+    """All sources as one batch. With `on_skip`, a file that cannot be read or has no item is left out and
+    `on_skip` is told why, as soon as it is found (so every one is named, also when none is left); without it, the
+    first such file is the error."""
+    batches = []
     for source in sources:
         try:
-            batch = load_batch(source, invert, skip_unreadable)
+            batch = load_batch(source, invert, skip_unreadable=on_skip is not None, crop=crop)
         except PipelineError as error:
-            if not skip_unreadable:
+            if on_skip is None:
                 raise
-            skipped.append(str(error))
+            on_skip(str(error))
             continue
+        for reason in batch.skipped:
+            on_skip(reason)
         batches.append(batch)
-        skipped.extend(batch.skipped)
     if not batches:
         raise PipelineError(f"no readable images in {', '.join(map(str, sources))}")
     # Labels are kept only when every source has them, so each row's label belongs to its image.
@@ -38,21 +42,29 @@ def load_inputs(sources: list[Path], invert: str, skip_unreadable: bool) -> tupl
         None if any(part is None for part in labels) else np.concatenate(labels),
         [name for batch in batches for name in batch.names],
     )
-    return joined, skipped
+    return joined
 
 
-def class_probabilities(model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's probabilities for each image. A batch that fits in one call skips `predict()`'s set-up, which
-    costs 30 times the model itself for a single image (40 ms against 1.4 ms on 2 cores)."""
+def class_probabilities(model, images: np.ndarray, batch_size: int):
+    """The model's outputs for each image (for a model from `with_embedding_output`: probabilities and embeddings).
+    A batch that fits in one call skips `predict()`'s set-up, which costs 30 times the model itself for a single
+    image (40 ms against 1.4 ms on 2 cores)."""
     if len(images) <= batch_size:
-        return np.asarray(model.predict_on_batch(images))
+        outputs = model.predict_on_batch(images)
+        return [np.asarray(output) for output in outputs] if isinstance(outputs, list | tuple) else np.asarray(outputs)
     return model.predict(images, batch_size=batch_size, verbose=0)
 
 
 def prediction_table(
-    names: list[str], probabilities: np.ndarray, class_names: tuple[str, ...], top_k: int, labels=None
+    names: list[str],
+    probabilities: np.ndarray,
+    class_names: tuple[str, ...],
+    top_k: int,
+    labels=None,
+    unfamiliarity: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per image: its name, the `top_k` classes by probability (most likely first) and its label if known."""
+    """One row per image: its name, the `top_k` classes by probability (most likely first), its unfamiliarity score
+    and flag (`unfamiliarity`: scores and flags, when given) and its label if known."""
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
     classes = np.array(class_names)
     table = pd.DataFrame({"image": names})
@@ -60,6 +72,9 @@ def prediction_table(
         suffix = "" if rank == 0 else f"_{rank + 1}"
         table[f"class{suffix}"] = classes[ranked[:, rank]]
         table[f"probability{suffix}"] = np.round(probabilities[np.arange(len(names)), ranked[:, rank]], 6)
+    if unfamiliarity is not None:
+        table["unfamiliarity"] = np.round(unfamiliarity[0], 4)
+        table["unfamiliar"] = unfamiliarity[1].astype(bool)
     if labels is not None:
         table["label"] = classes[np.asarray(labels, dtype=np.int64)]
     return table

@@ -13,9 +13,10 @@ from pipeline.evaluation import OUTPUTS, EvaluateParams, evaluate
 from pipeline.files import atomic_path
 from pipeline.lineage import lineage
 from pipeline.model import load_model
-from pipeline.model_card import data_section, render_model_card
+from pipeline.model_card import data_section, render_model_card, unfamiliarity_section
 from pipeline.params import load_params, read_section
 from pipeline.prepared import load_prepared
+from pipeline.unfamiliarity import load as load_unfamiliarity
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
         parser.add_argument("--curve", required=True, type=Path, help="the learning-curve plot from training")
         parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
+        parser.add_argument("--unfamiliarity", required=True, type=Path, help="the unfamiliarity scorer (.npz)")
+        parser.add_argument("--unfamiliarity-summary", required=True, type=Path, help="its threshold's summary (.json)")
         for name in OUTPUTS:
             parser.add_argument(f"--{name.replace('_', '-')}", required=True, type=Path, help=f"output: {name}")
 
@@ -33,19 +36,30 @@ def main(argv: list[str] | None = None) -> None:
         class_names = dataset_spec(arguments.dataset).class_names
         test_split = load_prepared(arguments.test)
         model = load_model(arguments.model)
+        scorer = load_unfamiliarity(arguments.unfamiliarity)
+        unfamiliarity_summary = json.loads(arguments.unfamiliarity_summary.read_text())
         train_params = read_section("train", arguments.params)
         val_fraction = read_section("preprocess", arguments.params)["val_fraction"]
         manifest = json.loads(arguments.manifest.read_text())
         record = lineage(arguments.manifest, {"train": train_params})
         with contextlib.ExitStack() as stack:
             outputs = {name: stack.enter_context(atomic_path(getattr(arguments, name))) for name in OUTPUTS}
-            metrics, matrix = evaluate(model, test_split, class_names, params, outputs, arguments.curve, record)
+            metrics, matrix = evaluate(model, scorer, test_split, class_names, params, outputs, arguments.curve, record)
             card = render_model_card(
-                metrics, matrix, class_names, data_section(manifest, val_fraction), train_params, record
+                metrics,
+                matrix,
+                class_names,
+                data_section(manifest, val_fraction),
+                unfamiliarity_section(unfamiliarity_summary, metrics["unfamiliar"]),
+                train_params,
+                record,
             )
             outputs["model_card"].write_text(card)
             outputs["lineage"].write_text(json.dumps(record, indent=2) + "\n")
-        print(f"evaluate: test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+        print(
+            f"evaluate: test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
+            f"{metrics['unfamiliar']:.1%} flagged unfamiliar"
+        )
 
     run_command("evaluate", configure, work, argv)
 
