@@ -1,7 +1,8 @@
 """How fast the predict command classifies images, on the repository's trained model and test images.
 
 Prints images per second, each beside a bare reference measured in the same run (`model.predict` on an array
-already in memory):
+already in memory). The command's work includes the unfamiliarity score of each image (its embedding comes from
+the same model call):
 - batch: the 10,000 test images from an .npz file, as `fashion-predict test.npz` reads and classifies them;
 - pictures: 1,000 test images as PNG files in a folder (decoding and the conversion rule included);
 - single image: one PNG at a time, in a process that has the model loaded (bare: `predict_on_batch`);
@@ -24,9 +25,11 @@ from PIL import Image
 from workspace import REPO_ROOT, timed
 
 from pipeline.images import load_batch
-from pipeline.model import load_model
+from pipeline.model import load_model, with_embedding_output
 from pipeline.prediction import class_probabilities
 from pipeline.prepared import load_arrays
+from pipeline.unfamiliarity import load as load_unfamiliarity
+from pipeline.unfamiliarity import scores
 
 BATCH_SIZE = 256  # the command's default
 PICTURES = 1000
@@ -55,14 +58,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     repeats = parser.parse_args().repeats
     model = load_model(REPO_ROOT / "models" / "model.keras")
+    command_model = with_embedding_output(model)
+    scorer = load_unfamiliarity(REPO_ROOT / "models" / "unfamiliarity.npz")
     test_file = REPO_ROOT / "data" / "prepared" / "test.npz"
     images, _ = load_arrays(test_file)
 
     def predict_file(source: Path):
-        return class_probabilities(model, load_batch(source).images, BATCH_SIZE)
+        probabilities, embeddings = class_probabilities(command_model, load_batch(source).images, BATCH_SIZE)
+        return probabilities, scores(scorer, embeddings)
 
-    class_probabilities(model, images[: BATCH_SIZE * 2], BATCH_SIZE)  # build both call paths once
-    class_probabilities(model, images[:1], BATCH_SIZE)
+    for model_to_build in (model, command_model):  # build both call paths of both models once
+        class_probabilities(model_to_build, images[: BATCH_SIZE * 2], BATCH_SIZE)
+        class_probabilities(model_to_build, images[:1], BATCH_SIZE)
     bare = best_seconds(lambda: model.predict(images, batch_size=BATCH_SIZE, verbose=0), repeats)
     batch = best_seconds(lambda: predict_file(test_file), repeats)
     show(f"batch ({len(images):,} images from .npz)", len(images), batch, bare)

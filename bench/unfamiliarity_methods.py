@@ -55,7 +55,7 @@ def product_photos(images: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray
             picture = Image.fromarray(255 - image[..., 0]).resize((64, 64), Image.Resampling.BILINEAR)
             picture.convert("RGB").save(Path(scratch) / f"{index:04d}.png")
         for name, crop in zip(PRODUCTS, (True, False), strict=True):
-            batch = load_batch(scratch, skip_unreadable=True, crop=crop)
+            batch = load_batch(scratch, on_skip=lambda reason: None, crop=crop)
             converted[name] = batch.images, np.array([int(Path(name).stem) for name in batch.names])
     return converted
 

@@ -17,7 +17,8 @@ on `invert: always`.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from pipeline.item_crop import cut, find_item, item_contrast, square_around
 from pipeline.picture_files import read_picture_pixels
 
 SIDE = 28
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 INVERT_CHOICES = ("auto", "always", "never")
 # Pictures are shrunk to this longest side first: an item filling 30% of the picture still spans 150 pixels for a
 # 28x28 result, while a 12-megapixel photo would cost 50 times the work.
@@ -43,14 +44,16 @@ class Batch:
     images: np.ndarray  # uint8, (N, 28, 28, 1)
     labels: np.ndarray | None  # when the source has them (.npz with labels, IDX with its labels file)
     names: list[str]  # one per image: a file name, or "<source>[i]"
-    skipped: list[str] = field(default_factory=list)  # why each unreadable picture was left out
 
 
-def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool = False, crop: bool = True) -> Batch:
+def load_batch(
+    source: Path | str, invert: str = "auto", on_skip: Callable[[str], None] | None = None, crop: bool = True
+) -> Batch:
     """Read and convert a batch; every problem is a PipelineError naming the file.
 
-    With `skip_unreadable`, pictures in a folder that cannot be read are left out and listed in `skipped`. `crop`
-    cuts each picture to its item; turn it off for pictures already cropped as the training images are.
+    With `on_skip`, a picture in a folder that cannot be read or has no item is left out, and `on_skip` is told
+    why as soon as it is found. `crop` cuts each picture to its item; turn it off for pictures already cropped as
+    the training images are.
     """
     source = Path(source)
     if invert not in INVERT_CHOICES:
@@ -60,8 +63,8 @@ def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool =
     if source.is_dir():
         files = sorted(path for path in source.iterdir() if path.suffix.lower() in PICTURE_SUFFIXES)
         if not files:
-            raise PipelineError(f"{source}: empty batch (no .png, .jpg or .jpeg files)")
-        batch = read_folder(source, files, invert, skip_unreadable, crop)
+            raise PipelineError(f"{source}: empty batch (no {', '.join(PICTURE_SUFFIXES)} files)")
+        batch = read_folder(source, files, invert, on_skip, crop)
     elif source.suffix.lower() in PICTURE_SUFFIXES:
         batch = Batch(read_picture(source, invert, crop)[None], None, [source.name])
     elif source.suffix == ".npy":
@@ -75,20 +78,23 @@ def load_batch(source: Path | str, invert: str = "auto", skip_unreadable: bool =
     return batch
 
 
-def read_folder(folder: Path, files: list[Path], invert: str, skip_unreadable: bool, crop: bool) -> Batch:
-    pictures, names, skipped = [], [], []
+def read_folder(
+    folder: Path, files: list[Path], invert: str, on_skip: Callable[[str], None] | None, crop: bool
+) -> Batch:
+    pictures, names, skipped = [], [], 0
     for path in files:
         try:
             pictures.append(read_picture(path, invert, crop))
         except PipelineError as error:
-            if not skip_unreadable:
+            if on_skip is None:
                 raise
-            skipped.append(str(error))
+            on_skip(str(error))
+            skipped += 1
             continue
         names.append(path.name)
     if not pictures:
-        raise PipelineError(f"{folder}: no readable pictures ({len(skipped)} unreadable)")
-    return Batch(np.stack(pictures), None, names, skipped)
+        raise PipelineError(f"{folder}: no readable pictures ({skipped} unreadable)")
+    return Batch(np.stack(pictures), None, names)
 
 
 def read_picture(path: Path, invert: str, crop: bool = True) -> np.ndarray:
@@ -101,23 +107,32 @@ def read_picture(path: Path, invert: str, crop: bool = True) -> np.ndarray:
 
 def picture_to_image(grey: np.ndarray, invert: str, crop: bool) -> np.ndarray | None:
     """A greyscale picture (float, 0-255) as the model's input, or None when nothing stands out from its
-    background."""
+    background (with `crop`)."""
     contrast = item_contrast(shrunk(grey, WORKING_SIDE), invert)
-    height, width = contrast.pixels.shape
-    if crop:
-        item = find_item(contrast)
-        if item is None:
-            return None
-        box, region = item
-        # Faint shading outside the item, such as its shadow, is background.
-        pixels = np.where(region, contrast.pixels, 0)
-        square = square_around(box, TRAINING_FILL)
-    else:
-        pixels = contrast.pixels
-        side = max(height, width)
-        top, left = (height - side) // 2, (width - side) // 2
-        square = (top, left, top + side, left + side)
-    fitted = shrunk(cut(pixels, square), SIDE, exact=True)
+    if not crop:
+        return whole_picture(shrunk(grey, WORKING_SIDE), contrast.inverted)
+    item = find_item(contrast)
+    if item is None:
+        return None
+    box, region = item
+    # Faint shading outside the item, such as its shadow, is background.
+    pixels = np.where(region, contrast.pixels, 0)
+    fitted = shrunk(cut(pixels, square_around(box, TRAINING_FILL)), SIDE, exact=True)
+    return np.clip(np.rint(fitted), 0, 255).astype(np.uint8)[..., None]
+
+
+def whole_picture(grey: np.ndarray, inverted: bool) -> np.ndarray:
+    """A picture already cropped as the training images are: inverted if its item is darker than its background,
+    centred on a square of its border colour, fitted into 28x28; a 28x28 picture keeps its pixels."""
+    if inverted:
+        grey = 255 - grey
+    height, width = grey.shape
+    border = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    side = max(height, width)
+    square = np.full((side, side), border, dtype=np.float32)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[top : top + height, left : left + width] = grey
+    fitted = shrunk(square, SIDE, exact=True)
     return np.clip(np.rint(fitted), 0, 255).astype(np.uint8)[..., None]
 
 

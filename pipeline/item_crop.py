@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+ROOM_FLOOR = 64.0  # grey levels: see item_contrast
 EDGE_BAND = 0.04  # share of the shorter side along each edge that the background surface is fitted to
 # Fitted residuals beyond this many robust standard deviations are the item touching an edge, not background.
 OUTLIER_SIGMAS = 3.0
@@ -73,16 +74,23 @@ def robust_sigma(values: np.ndarray) -> float:
 
 
 def item_contrast(grey: np.ndarray, invert: str) -> Contrast:
-    """The picture's contrast against its background; `invert` is auto (a light background means a dark item),
-    always or never."""
+    """The picture's contrast against its background. `invert`: auto (the item is darker than its background when
+    the picture's strongest departures from the background are darker, as a garment on a light floor), always (the
+    item is darker) or never (lighter)."""
     surface, edge = background_surface(grey)
-    level = float(surface.mean())
-    inverted = invert == "always" or (invert == "auto" and level > 127.5)
-    if inverted:
-        pixels = (surface - grey) / np.maximum(surface, 1.0) * 255
+    departure = grey - surface
+    if invert == "auto":
+        darkest, lightest = np.percentile(departure, [0.5, 99.5])
+        inverted = bool(-darkest > lightest)
     else:
-        pixels = (grey - surface) / np.maximum(255 - surface, 1.0) * 255
-    return Contrast(pixels.astype(np.float32), level, robust_sigma(pixels[edge]), inverted)
+        inverted = invert == "always"
+    # Relative to the room the background leaves (its level for a dark item, 255 minus it for a light one), at
+    # most 4 times: a background near white or black would otherwise turn its noise into an item.
+    if inverted:
+        pixels = -departure / np.maximum(surface, ROOM_FLOOR) * 255
+    else:
+        pixels = departure / np.maximum(255 - surface, ROOM_FLOOR) * 255
+    return Contrast(pixels.astype(np.float32), float(surface.mean()), robust_sigma(pixels[edge]), inverted)
 
 
 def find_item(contrast: Contrast) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
@@ -104,7 +112,7 @@ def find_item(contrast: Contrast) -> tuple[tuple[int, int, int, int], np.ndarray
     kept = np.isin(parts, 1 + np.flatnonzero(sizes >= MIN_PART_SHARE * sizes.max()))
     region = ndimage.binary_fill_holes(kept & ndimage.binary_dilation(mask, iterations=gap))
     # The box reaches out to the item's faint edges, as the training images' frames do, but not past the region.
-    faint = smoothed > max(NOISE_SIGMAS * noise, EDGE_CONTRAST)
+    faint = contrast.pixels > max(NOISE_SIGMAS * contrast.noise, EDGE_CONTRAST)
     return bounding_box(region & faint), region
 
 

@@ -14,8 +14,9 @@ INTENDED_USE = """
 teaching and benchmarking model, and a starting point for sorting product thumbnails.</p>
 <ul>
 <li>Input: 28x28 greyscale, the item light on a dark background, 0-255 values (the model scales them itself).
-<code>fashion-predict</code> converts other pictures by the documented rule: greyscale, fitted into 28x28 on
-its border colour, inverted when the background is light.</li>
+<code>fashion-predict</code> converts other pictures by the documented rule: greyscale, upright, the item's
+contrast against its modelled background (dark items on light backgrounds become light on black), cropped to the
+item so that it fills the frame as in the training images, fitted into 28x28.</li>
 <li>Output: a probability for each class; the class names are those of the training data.</li>
 </ul>
 """
@@ -25,11 +26,13 @@ LIMITS = """
 <li>The figures above were measured on the Fashion-MNIST test set only: centred, cut-out items on an empty
 background. Photos with people, several items, clutter or a different crop are outside what it was checked on;
 run the drift stage on such a batch before trusting its answers.</li>
-<li>Pictures should be cropped close to the item, as the training images are: the same test images as product
-photos with a margin of an eighth of their width on each side agreed with the model's answers on the originals
-only about 80% of the time (95% when cropped).</li>
-<li>It always answers with one of the ten classes, also for pictures of none of them; its probability is not a
-measure of whether the picture is a garment at all.</li>
+<li>One item per picture, on a background it stands out from: the crop takes everything that differs from the
+background, so two items, a hand or clutter end up in one frame. Measured on test images made into photos (plain,
+gradient, noisy and shadowed backgrounds, the item filling 30-100% of the frame, with and without JPEG
+compression): <code>python bench/predict_real_pictures.py</code>, figures in docs/predict.md.</li>
+<li>Its probability is not a measure of whether the picture is a garment at all: the unfamiliarity flag below is.
+It flags the share of normal images it was set to, so a few real garments are flagged too, and a picture of
+something else that happens to look like a garment at 28x28 is not.</li>
 <li>Upper-body garments (Shirt, T-shirt/top, Pullover, Coat) are confused with each other far more than other
 classes; see the pairs above before using it where those mistakes matter.</li>
 <li>Not for decisions about people.</li>
@@ -66,6 +69,16 @@ def data_section(manifest: dict, val_fraction: float) -> str:
         ["test images", f"{counts['test']:,}, used for the figures below only"],
     ]
     return table(rows, ["property", "value"])
+
+
+UNFAMILIARITY = """
+<p>Each prediction carries an unfamiliarity score: how far the image lies from the training images in the model's
+embedding (its penultimate layer): the Mahalanobis distance to the nearest class's mean plus the distance to the
+tenth nearest training image, each standardised on training images. Above the threshold, <code>fashion-predict</code>
+flags it (<code>unfamiliar</code>: probably not a clothing item like the training images) and
+<code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of them seen in
+training, so that the share below is flagged.</p>
+"""
 
 
 def unfamiliarity_section(summary: dict, test_share: float) -> str:

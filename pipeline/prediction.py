@@ -24,14 +24,12 @@ def load_inputs(sources: list[Path], invert: str, crop: bool, on_skip: Callable[
     batches = []
     for source in sources:
         try:
-            batch = load_batch(source, invert, skip_unreadable=on_skip is not None, crop=crop)
+            batch = load_batch(source, invert, on_skip, crop)
         except PipelineError as error:
             if on_skip is None:
                 raise
             on_skip(str(error))
             continue
-        for reason in batch.skipped:
-            on_skip(reason)
         batches.append(batch)
     if not batches:
         raise PipelineError(f"no readable images in {', '.join(map(str, sources))}")

@@ -98,7 +98,14 @@ def write_manifest(path):
     return path
 
 
-def run_evaluate(tmp_path, params_path, model_path, test_path, curve):
+def run_evaluate(tmp_path, params_path, model_path, test_path, curve, scorer_dir=None):
+    """The evaluate stage, with the unfamiliarity threshold in `scorer_dir` (by default the unfamiliarity stage
+    writes it beside the model first)."""
+    from tests.test_predict import run_unfamiliarity
+
+    if scorer_dir is None:
+        scorer_dir = model_path.parent
+        run_unfamiliarity(params_path, model_path, test_path.parent, scorer_dir)
     out = tmp_path / "evaluate"
     names = ["metrics.json", "per_class.json", "predictions.csv", "confusion.png", "report.txt", "misclassified.png"]
     names += ["report.html", "model_card.html", "lineage.json"]
@@ -122,6 +129,10 @@ def run_evaluate(tmp_path, params_path, model_path, test_path, curve):
             str(curve),
             "--dataset",
             "fashion_mnist",
+            "--unfamiliarity",
+            str(scorer_dir / "unfamiliarity.npz"),
+            "--unfamiliarity-summary",
+            str(scorer_dir / "unfamiliarity.json"),
             *outputs,
         ],
         capture_output=True,
@@ -141,7 +152,7 @@ def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_
     assert result.returncode == 0, result.stderr
     # The metrics file DVC shows holds the headline figures only; the per-class scores are a file of their own.
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["accuracy", "macro_f1", "loss"]
+    assert list(metrics) == ["accuracy", "macro_f1", "loss", "unfamiliar"]
     assert all(type(value) is float for value in metrics.values())
     assert metrics["accuracy"] > 0.5
     per_class = json.loads((out / "per_class.json").read_text())
@@ -166,6 +177,9 @@ def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_
     card = (out / "model_card.html").read_text()
     for text in ("Classes it confuses most", "Intended use", "Limits", "250, of which 20% held out", "conv_filters"):
         assert text in card
+    unfamiliarity = json.loads((train_out / "unfamiliarity.json").read_text())
+    assert f"<td>{unfamiliarity['threshold']:.3f}</td>" in card and "Unfamiliar images" in card
+    assert f"<td>{metrics['unfamiliar']:.1%}</td>" in card  # the share of test images flagged
     assert f"{metrics['accuracy']:.4f}" in card
     assert "http://" not in card and "https://" not in card
     assert json.loads((out / "lineage.json").read_text())["params"]["train"]["epochs"] == TINY_TRAIN["train.epochs"]
@@ -181,7 +195,7 @@ def test_wrong_test_arrays_and_bad_model_keep_the_last_report(tmp_path, write_pa
     kept = {name: (out / name).read_bytes() for name in ("report.html", "metrics.json", "per_class.json")}
     (tmp_path / "broken.keras").write_bytes(b"garbage")
     bad_model, _ = run_evaluate(
-        tmp_path, params, tmp_path / "broken.keras", prepared_dir / "test.npz", train_out / "curve.png"
+        tmp_path, params, tmp_path / "broken.keras", prepared_dir / "test.npz", train_out / "curve.png", train_out
     )
     assert bad_model.returncode == 1
     assert (
@@ -190,7 +204,7 @@ def test_wrong_test_arrays_and_bad_model_keep_the_last_report(tmp_path, write_pa
     )
     np.savez(tmp_path / "wrong.npz", images=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3, np.uint8))
     bad_data, _ = run_evaluate(
-        tmp_path, params, train_out / "model.keras", tmp_path / "wrong.npz", train_out / "curve.png"
+        tmp_path, params, train_out / "model.keras", tmp_path / "wrong.npz", train_out / "curve.png", train_out
     )
     assert bad_data.returncode == 1
     assert len(bad_data.stderr.strip().splitlines()) == 1

@@ -22,7 +22,7 @@ def garments():
 def test_a_folder_of_28x28_grey_pngs_comes_back_exactly(tmp_path, garments):
     for index, image in enumerate(garments):
         Image.fromarray(image).save(tmp_path / f"item{index}.png")
-    batch = load_batch(tmp_path)
+    batch = load_batch(tmp_path, crop=False)
     assert batch.images.shape == (4, 28, 28, 1) and batch.images.dtype == np.uint8
     np.testing.assert_array_equal(batch.images[..., 0], garments)
     assert batch.names == [f"item{index}.png" for index in range(4)]
@@ -40,10 +40,24 @@ def test_a_product_photo_is_greyscaled_fitted_and_inverted(tmp_path):
     product_photo(tmp_path / "photo.jpg")
     image = load_batch(tmp_path / "photo.jpg").images[0, ..., 0]
     assert image.shape == (28, 28)
-    assert image[0].max() < 30 and image[:, 0].max() < 30  # the white background became dark
+    assert image[:, :5].max() < 30 and image[:, -5:].max() < 30  # the white background beside it became dark
     assert image[14, 14] > 180  # the dark garment became light
-    not_inverted = load_batch(tmp_path / "photo.jpg", invert="never").images[0, ..., 0]
-    assert not_inverted[0].min() > 220
+    # Cropped to the garment: 80 high and 40 wide, it spans the frame's height and half its width, centred.
+    assert (image[1:-1, 14] > 180).all()
+    assert ((image[14] > 90).nonzero()[0][[0, -1]] == [7, 20]).all()
+    # "never": the item is lighter than its background, so a dark garment leaves nothing above the background.
+    with pytest.raises(PipelineError, match=r"photo\.jpg: no item to classify"):
+        load_batch(tmp_path / "photo.jpg", invert="never")
+
+
+def test_a_dark_item_on_a_mid_grey_background_is_found_by_its_own_contrast(tmp_path):
+    photo = np.full((100, 100), 140, dtype=np.uint8)
+    photo[20:80, 30:70] = 30
+    Image.fromarray(photo).save(tmp_path / "grey.png")
+    image = load_batch(tmp_path / "grey.png").images[0, ..., 0]
+    assert image[14, 14] > 150 and image[14, :4].max() < 10  # light garment, black background
+    with pytest.raises(PipelineError, match=r"grey\.png: no item to classify"):
+        load_batch(tmp_path / "grey.png", invert="never")
 
 
 def test_an_unreadable_picture_is_named(tmp_path, garments):
@@ -103,12 +117,14 @@ def test_skipping_unreadable_pictures_keeps_the_rest_and_says_why(tmp_path, garm
     for index, image in enumerate(garments):
         Image.fromarray(image).save(tmp_path / f"item{index}.png")
     (tmp_path / "broken.png").write_bytes(b"not a picture")
-    batch = load_batch(tmp_path, skip_unreadable=True)
+    skipped = []
+    batch = load_batch(tmp_path, on_skip=skipped.append)
     assert batch.names == [f"item{index}.png" for index in range(4)]
-    [reason] = batch.skipped
+    [reason] = skipped
     assert reason.startswith(f"{tmp_path / 'broken.png'}: unreadable image")
     (tmp_path / "other.png").write_bytes(b"")
     for path in tmp_path.glob("item*.png"):
         path.unlink()
     with pytest.raises(PipelineError, match="no readable pictures \\(2 unreadable\\)"):
-        load_batch(tmp_path, skip_unreadable=True)
+        load_batch(tmp_path, on_skip=skipped.append)
+    assert len(skipped) == 1 + 2  # each skipped file is named, also when none is left

@@ -44,6 +44,7 @@ def test_first_run_runs_every_stage_on_the_real_data(workspace):
         "validate",
         "preprocess",
         "train",
+        "unfamiliarity",
         "evaluate",
         "drift_reference",
         "drift",
@@ -63,6 +64,8 @@ def test_default_model_reaches_its_accuracy_target(workspace):
     [workspace_metrics] = shown.values()  # one revision: the workspace
     metrics = workspace_metrics["data"]["reports/evaluate/metrics.json"]["data"]
     assert metrics["accuracy"] >= 0.935
+    # The unfamiliarity threshold, set to flag 5% of the validation images, flags as many test images.
+    assert 0.04 <= metrics["unfamiliar"] <= 0.06
     # Shirt is the hardest class (it looks like T-shirts, pullovers and coats); none may collapse.
     per_class = json.loads((root / "reports" / "evaluate" / "per_class.json").read_text())
     recalls = {name: values["recall"] for name, values in per_class.items()}
@@ -75,7 +78,7 @@ def test_default_model_reaches_its_accuracy_target(workspace):
 HEADLINE_METRICS = {
     "reports/validate/metrics.json": {"expectations_passed"},
     "reports/train/metrics.json": {"epochs", "val_accuracy"},
-    "reports/evaluate/metrics.json": {"accuracy", "macro_f1", "loss"},
+    "reports/evaluate/metrics.json": {"accuracy", "macro_f1", "loss", "unfamiliar"},
     "reports/drift/metrics.json": {"drift", "smallest_p", "batch_images"},
 }
 MAX_METRIC_COLUMNS = 10
@@ -190,7 +193,8 @@ def test_second_run_does_nothing(workspace):
 
 
 def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(workspace):
-    """pipeline/prepared.py (load_prepared) is imported by preprocess, train, evaluate and drift_reference."""
+    """pipeline/prepared.py (load_prepared) is imported by preprocess, train, unfamiliarity, evaluate and
+    drift_reference."""
     root, _ = workspace
     module = root / "pipeline" / "prepared.py"
     original = module.read_text()
@@ -200,7 +204,7 @@ def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(worksp
         stale = json.loads(run(["dvc", "status", "dvc.yaml", "--json"], root).stdout)
     finally:
         module.write_text(original)
-    assert sorted(stale) == ["drift_reference", "evaluate", "preprocess", "train"]
+    assert sorted(stale) == ["drift_reference", "evaluate", "preprocess", "train", "unfamiliarity"]
     assert {"changed deps": {"pipeline/prepared.py": "modified"}} in stale["train"]
     assert "Data and pipelines are up to date" in run(["dvc", "status", "dvc.yaml"], root).stdout
 

@@ -13,7 +13,9 @@ from PIL import Image
 
 from pipeline.datasets import dataset_spec
 from pipeline.prepared import save_arrays
+from pipeline.stages.predict import FLAG_NOTE
 from tests.conftest import REPO_ROOT, TINY_TRAIN, run, set_keys, square_images
+from tests.test_picture_files import write_png
 from tests.test_train import run_train
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
@@ -32,7 +34,17 @@ def square_model(tmp_path_factory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     result, out = run_train(root, root / "params.yaml", prepared)
     assert result.returncode == 0, result.stderr
+    # The unfamiliarity stage writes its threshold beside the model, where predict looks for it.
+    run_unfamiliarity(root / "params.yaml", out / "model.keras", prepared, out)
     return out / "model.keras"
+
+
+def run_unfamiliarity(params: Path, model: Path, prepared: Path, out: Path) -> dict:
+    command = [sys.executable, "-m", "pipeline.stages.unfamiliarity", "--params", params, "--model", model]
+    command += ["--train", prepared / "train.npz", "--val", prepared / "val.npz"]
+    command += ["--out", out / "unfamiliarity.npz", "--summary", out / "unfamiliarity.json"]
+    run(list(map(str, command)), REPO_ROOT)
+    return json.loads((out / "unfamiliarity.json").read_text())
 
 
 def predict(*arguments, check=True) -> subprocess.CompletedProcess:
@@ -56,7 +68,9 @@ def test_a_folder_of_pictures_gets_the_models_own_probabilities(square_model, tm
 
     images, labels = square_images(30, seed=5)
     names = write_pngs(tmp_path / "pictures", images)
-    predict("--model", square_model, tmp_path / "pictures", "--top-k", 3, "--output", tmp_path / "out.csv")
+    # 28x28 pictures made as the training images are: --no-crop gives the model exactly these pixels.
+    arguments = ["--model", square_model, tmp_path / "pictures", "--top-k", 3, "--no-crop"]
+    predict(*arguments, "--output", tmp_path / "out.csv")
     table = pd.read_csv(tmp_path / "out.csv")
     assert list(table.columns) == [
         "image",
@@ -66,6 +80,8 @@ def test_a_folder_of_pictures_gets_the_models_own_probabilities(square_model, tm
         "probability_2",
         "class_3",
         "probability_3",
+        "unfamiliarity",
+        "unfamiliar",
     ]
     assert table["image"].tolist() == names
     expected = load_keras().models.load_model(square_model).predict(images, verbose=0)
@@ -84,7 +100,8 @@ def test_json_output_and_labels_from_an_npz(square_model, tmp_path):
     records = json.loads((tmp_path / "out.json").read_text())
     assert [record["image"] for record in records] == [f"batch.npz[{index}]" for index in range(20)]
     assert [record["label"] for record in records] == [CLASS_NAMES[label] for label in labels]
-    assert set(records[0]) == {"image", "class", "probability", "label"}
+    assert set(records[0]) == {"image", "class", "probability", "unfamiliarity", "unfamiliar", "label"}
+    assert all(isinstance(record["unfamiliar"], bool) for record in records)
     assert "batch.npz[19]" in result.stdout  # printed as well as written
 
 
@@ -115,6 +132,85 @@ def test_skipping_unreadable_files_names_them_and_predicts_the_rest(square_model
     assert f"predict: skipped {tmp_path / 'pictures' / 'broken.png'}: unreadable image" in result.stderr
     assert f"predict: skipped {tmp_path / 'empty.npy'}: unreadable .npy" in result.stderr
     assert len(pd.read_csv(tmp_path / "out.csv")) == 10
+
+
+def foreign_images(count: int) -> np.ndarray:
+    """Nothing like the square task: bright random textures filling the frame."""
+    return np.random.default_rng(9).integers(120, 256, (count, 28, 28, 1)).astype(np.uint8)
+
+
+def test_unfamiliar_images_are_flagged_and_can_be_left_out(square_model, tmp_path):
+    squares, _ = square_images(40, seed=10)
+    np.save(tmp_path / "mixed.npy", np.concatenate([squares, foreign_images(10)]))
+    result = predict("--model", square_model, tmp_path / "mixed.npy", "--output", tmp_path / "out.csv")
+    table = pd.read_csv(tmp_path / "out.csv")
+    assert table["unfamiliar"][40:].all()
+    assert table["unfamiliar"][:40].mean() <= 0.15  # the threshold flags 5% of the validation squares
+    assert (table["unfamiliarity"][40:].min() > table["unfamiliarity"][:40].median()).all()
+    flagged_lines = [line for line in result.stdout.splitlines() if line.endswith(FLAG_NOTE)]
+    assert len(flagged_lines) == table["unfamiliar"].sum()
+    left_out = predict(
+        "--model", square_model, tmp_path / "mixed.npy", "--unfamiliar", "skip", "--output", tmp_path / "kept.csv"
+    )
+    kept = pd.read_csv(tmp_path / "kept.csv")
+    assert kept["image"].tolist() == table["image"][~table["unfamiliar"]].tolist()
+    for name in table["image"][table["unfamiliar"]]:
+        assert f"predict: left out {name}: {FLAG_NOTE}" in left_out.stderr
+
+
+def test_without_its_unfamiliarity_file_a_model_is_refused_in_one_line(square_model, tmp_path):
+    np.save(tmp_path / "batch.npy", square_images(10, seed=8)[0])
+    result = predict(
+        "--model", square_model, "--unfamiliarity", tmp_path / "absent.npz", tmp_path / "batch.npy", check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"predict: error: {tmp_path / 'absent.npz'}: unfamiliarity file not found (the unfamiliarity stage writes it "
+        "beside the model)"
+    )
+
+
+def test_a_blank_picture_is_an_error_naming_it_and_skipped_by_name(square_model, tmp_path):
+    (tmp_path / "pictures").mkdir()
+    Image.new("RGB", (300, 200), (240, 240, 240)).save(tmp_path / "pictures" / "wall.jpg")
+    result = predict("--model", square_model, tmp_path / "pictures", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"predict: error: {tmp_path / 'pictures' / 'wall.jpg'}: no item to classify (nothing stands out from the "
+        "background)"
+    )
+    squares, _ = square_images(10, seed=11)
+    write_pngs(tmp_path / "pictures", squares)
+    result = predict(
+        "--model", square_model, tmp_path / "pictures", "--on-error", "skip", "--output", tmp_path / "a.csv"
+    )
+    assert f"predict: skipped {tmp_path / 'pictures' / 'wall.jpg'}: no item to classify" in result.stderr
+    assert len(pd.read_csv(tmp_path / "a.csv")) == 10
+    # Without the crop nothing looks for the item: the blank picture gets a class, flagged as unfamiliar.
+    predict("--model", square_model, tmp_path / "pictures", "--no-crop", "--output", tmp_path / "whole.csv")
+    whole = pd.read_csv(tmp_path / "whole.csv").set_index("image")
+    assert whole.loc["wall.jpg", "unfamiliar"]
+
+
+def test_skipping_names_every_file_also_when_none_is_left(square_model, tmp_path):
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "a.png").write_bytes(b"not a picture")
+    (tmp_path / "pictures" / "b.jpg").write_bytes(b"")
+    write_png(tmp_path / "pictures" / "huge.png", 14_000, 14_000, 1, 0, (bytes(1750) for _ in range(14_000)))
+    result = predict("--model", square_model, tmp_path / "pictures", "--on-error", "skip", check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["predict"] * 3
+    for name in ("a.png", "b.jpg"):
+        assert any(
+            line.startswith(f"predict: skipped {tmp_path / 'pictures' / name}: unreadable image") for line in lines
+        )
+    assert any(
+        line.startswith(f"predict: skipped {tmp_path / 'pictures' / 'huge.png'}: too large to read safely")
+        for line in lines
+    )
+    assert f"predict: skipped {tmp_path / 'pictures'}: no readable pictures (3 unreadable)" in lines
+    assert lines[-1] == f"predict: error: no readable images in {tmp_path / 'pictures'}"
 
 
 @pytest.mark.parametrize(
@@ -156,13 +252,17 @@ def test_predicting_pngs_of_real_test_images_matches_the_evaluate_stage(default_
     count = 500
     write_pngs(tmp_path / "pictures", images[:count])
     model = root / "models" / "model.keras"
-    result = predict("--model", model, "--params", root / "params.yaml", tmp_path / "pictures")
+    # Already cropped as the training images are: --no-crop gives the model the test images' own pixels.
+    result = predict("--model", model, "--params", root / "params.yaml", tmp_path / "pictures", "--no-crop")
     printed = result.stdout.splitlines()
     assert len(printed) == count + 1  # a header line, then one per picture
-    predict("--model", model, "--dataset", "fashion_mnist", tmp_path / "pictures", "--output", tmp_path / "out.csv")
-    predicted = pd.read_csv(tmp_path / "out.csv")["class"]
+    arguments = ["--model", model, "--dataset", "fashion_mnist", tmp_path / "pictures", "--no-crop"]
+    predict(*arguments, "--output", tmp_path / "out.csv")
+    predicted = pd.read_csv(tmp_path / "out.csv")
     evaluated = pd.read_csv(root / "reports" / "evaluate" / "predictions.csv")["predicted"][:count]
-    assert predicted.tolist() == evaluated.tolist()
+    assert predicted["class"].tolist() == evaluated.tolist()
+    # The threshold flags 5% of the validation images; these are as familiar.
+    assert predicted["unfamiliar"].mean() <= 0.08
 
 
 @pytest.mark.slow
@@ -187,3 +287,54 @@ def test_product_photos_on_white_are_converted_and_keep_their_class(default_pipe
     predicted = pd.read_csv(tmp_path / "predicted.csv")["class"]
     evaluated = pd.read_csv(root / "reports" / "evaluate" / "predictions.csv")["predicted"][:count]
     assert (predicted.to_numpy() == evaluated.to_numpy()).mean() >= 0.9
+
+
+def phone_photo(image: np.ndarray, seed: int) -> Image.Image:
+    """A test image as a phone photo of it on a floor: the item 40% of the width, anywhere, lit unevenly."""
+    rng = np.random.default_rng(seed)
+    side = 112
+    darkness = np.asarray(Image.fromarray(image[..., 0]).resize((side, side), Image.Resampling.BICUBIC)) / 255
+    floor = np.linspace(235, 175, 280)[None, :] * np.ones((280, 1))
+    top, left = rng.integers(0, 280 - side, size=2)
+    floor[top : top + side, left : left + side] *= 1 - darkness
+    return Image.fromarray(np.clip(floor + rng.normal(0, 4, floor.shape), 0, 255).astype(np.uint8)).convert("RGB")
+
+
+@pytest.mark.slow
+def test_phone_photos_of_items_are_cropped_to_the_item_and_keep_their_class(default_pipeline, tmp_path):
+    from pipeline.prepared import load_arrays
+
+    root, _ = default_pipeline
+    images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
+    count = 200
+    (tmp_path / "photos").mkdir()
+    for index in range(count):
+        phone_photo(images[index], index).save(tmp_path / "photos" / f"photo{index:03d}.jpg", quality=85)
+    arguments = ["--model", root / "models" / "model.keras", "--dataset", "fashion_mnist", tmp_path / "photos"]
+    predict(*arguments, "--output", tmp_path / "predicted.csv")
+    predicted = pd.read_csv(tmp_path / "predicted.csv")
+    evaluated = pd.read_csv(root / "reports" / "evaluate" / "predictions.csv")["predicted"][:count]
+    assert (predicted["class"].to_numpy() == evaluated.to_numpy()).mean() >= 0.9
+    assert predicted["unfamiliar"].mean() <= 0.15  # photos of garments are not foreign pictures
+    # Without the crop the item is a small part of the frame, and the answers are mostly wrong.
+    predict(*arguments, "--no-crop", "--output", tmp_path / "uncropped.csv")
+    uncropped = pd.read_csv(tmp_path / "uncropped.csv")
+    assert (uncropped["class"].to_numpy() == evaluated.to_numpy()).mean() < 0.5
+
+
+@pytest.mark.slow
+def test_pictures_that_are_not_clothing_are_flagged_unfamiliar(default_pipeline, tmp_path):
+    from sklearn.datasets import load_digits
+
+    root, _ = default_pipeline
+    digits = load_digits().images[:100] / 16 * 255  # 8x8 handwritten digits, light on dark
+    digits = np.stack(
+        [np.asarray(Image.fromarray(digit).resize((20, 20), Image.Resampling.BILINEAR)) for digit in digits]
+    )
+    digits = np.pad(np.clip(digits, 0, 255), ((0, 0), (4, 4), (4, 4)))  # centred in 28x28, as MNIST
+    noise = np.random.default_rng(0).integers(0, 256, (100, 28, 28))
+    np.save(tmp_path / "foreign.npy", np.concatenate([digits, noise]).astype(np.uint8)[..., None])
+    arguments = ["--model", root / "models" / "model.keras", "--dataset", "fashion_mnist", tmp_path / "foreign.npy"]
+    predict(*arguments, "--output", tmp_path / "predicted.csv")
+    flagged = pd.read_csv(tmp_path / "predicted.csv")["unfamiliar"].to_numpy()
+    assert flagged[:100].mean() >= 0.8 and flagged[100:].all()
