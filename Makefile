@@ -33,6 +33,8 @@ bench: setup
 	python bench/drift_speed.py
 	python bench/drift_power.py
 	python bench/predict_speed.py
+	python bench/unfamiliarity_methods.py
+	python bench/predict_real_pictures.py
 
 setup: system-packages node $(VENV)/.installed node_modules/.package-lock.json
 

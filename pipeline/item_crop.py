@@ -110,10 +110,11 @@ def find_item(contrast: Contrast) -> tuple[tuple[int, int, int, int], np.ndarray
     parts, count = ndimage.label(joined)
     sizes = ndimage.sum(mask, parts, index=np.arange(1, count + 1))
     kept = np.isin(parts, 1 + np.flatnonzero(sizes >= MIN_PART_SHARE * sizes.max()))
-    region = ndimage.binary_fill_holes(kept & ndimage.binary_dilation(mask, iterations=gap))
-    # The box reaches out to the item's faint edges, as the training images' frames do, but not past the region.
+    region = ndimage.binary_fill_holes(kept)  # the kept parts, each with a margin of `gap` around it
+    # The box reaches out to the item's faint edges, as the training images' frames do, but not past the region;
+    # an item fainter than the noise of single pixels has its smoothed core as its box.
     faint = contrast.pixels > max(NOISE_SIGMAS * contrast.noise, EDGE_CONTRAST)
-    return bounding_box(region & faint), region
+    return bounding_box(region & faint | kept & mask), region
 
 
 def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:

@@ -30,7 +30,7 @@ run the drift stage on such a batch before trusting its answers.</li>
 background, so two items, a hand or clutter end up in one frame. Measured on test images made into photos (plain,
 gradient, noisy and shadowed backgrounds, the item filling 30-100% of the frame, with and without JPEG
 compression): <code>python bench/predict_real_pictures.py</code>, figures in docs/predict.md.</li>
-<li>Its probability is not a measure of whether the picture is a garment at all: the unfamiliarity flag below is.
+<li>Its probability is not a measure of whether the picture is a garment at all: the unfamiliarity flag above is.
 It flags the share of normal images it was set to, so a few real garments are flagged too, and a picture of
 something else that happens to look like a garment at 28x28 is not.</li>
 <li>Upper-body garments (Shirt, T-shirt/top, Pullover, Coat) are confused with each other far more than other

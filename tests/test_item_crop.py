@@ -64,6 +64,14 @@ def test_most_of_a_soft_shadow_is_left_out_of_the_box():
     assert 0 <= found[2] - box[2] <= 12 and 0 <= found[3] - box[3] <= 12, found
 
 
+def test_a_faint_item_in_strong_noise_is_found_by_its_smoothed_contrast():
+    rng = np.random.default_rng(3)
+    grey = 230 + rng.normal(0, 25, (HEIGHT, WIDTH))
+    grey[80:160, 100:200] *= 0.75  # darker by a quarter: less than the noise of single pixels three times over
+    found = found_box(grey)
+    assert found is not None and np.abs(np.array(found) - np.array((80, 100, 160, 200))).max() <= 6, found
+
+
 @pytest.mark.parametrize("kind", ["plain", "gradient", "noisy"])
 def test_a_picture_without_an_item_has_no_box(kind):
     assert found_box(background(kind, np.random.default_rng(1))) is None
