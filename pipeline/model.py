@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
 from pipeline.errors import PipelineError
 from pipeline.keras_runtime import load_keras
@@ -20,6 +22,8 @@ from pipeline.params import SectionReader, param
 INPUT_SHAPE = (*IMAGE_SHAPE, 1)
 # The penultimate layer, whose activations the drift features use as the image's embedding.
 EMBEDDING_LAYER = "dense"
+# The classifier's last layer: the embedding's logits, through a softmax.
+OUTPUT_LAYER = "class_probabilities"
 # The output layer of a flip-averaged model: how a loaded model is recognised as one.
 FLIP_AVERAGED = "flip_averaged_probabilities"
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "leaky_relu")
@@ -96,7 +100,7 @@ def build_model(params: TrainParams):
     x = layers.Dense(params.dense_units, activation=params.activation, name=EMBEDDING_LAYER)(x)
     if params.dense_dropout:
         x = layers.Dropout(params.dense_dropout, name="dense_dropout")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="class_probabilities")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name="fashion_cnn")
 
 
@@ -119,6 +123,23 @@ def with_flip_averaging(model):
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
 
 
+def classifier_of(model):
+    """The classifier itself: a flip-averaged model wraps it as its one nested model."""
+    keras = load_keras()
+    if FLIP_AVERAGED not in [layer.name for layer in model.layers]:
+        return model
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def output_weights(model) -> tuple[np.ndarray, np.ndarray]:
+    """The output layer's kernel (embedding units x classes) and bias: the embedding's logits are x @ W + b."""
+    try:
+        kernel, bias = classifier_of(model).get_layer(OUTPUT_LAYER).get_weights()
+    except ValueError as error:
+        raise PipelineError(f"the model has no '{OUTPUT_LAYER}' output layer ({error})") from None
+    return np.asarray(kernel), np.asarray(bias)
+
+
 def with_embedding_output(model):
     """A trained model with a second output: the embedding layer's activations for the image as given.
 
@@ -127,8 +148,7 @@ def with_embedding_output(model):
     """
     keras = load_keras()
     flip_averaged = FLIP_AVERAGED in [layer.name for layer in model.layers]
-    # A flip-averaged model wraps the classifier as its one nested model.
-    classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model)) if flip_averaged else model
+    classifier = classifier_of(model)
     try:
         both = keras.Model(classifier.inputs, [classifier.output, classifier.get_layer(EMBEDDING_LAYER).output])
     except ValueError as error:  # no layer of that name, or one the inputs do not reach

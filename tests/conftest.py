@@ -154,8 +154,6 @@ TINY_TRAIN = {
     "train.learning_rate": 0.003,
     "train.batch_size": 32,
     "train.epochs": 3,
-    # The unfamiliarity stage's neighbour bank, from the few hundred training images of a tiny task.
-    "unfamiliarity.bank_size": 100,
 }
 
 

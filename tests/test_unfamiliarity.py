@@ -8,6 +8,10 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.unfamiliarity import fit, flagged, load, save, scores, threshold_at
 
+# An output layer that tells the ten classes apart: each class's logit is its centre's direction.
+LOGIT_WEIGHTS = np.random.default_rng(0).uniform(0, 4, (10, 32)).T / 8
+LOGIT_BIAS = np.zeros(10)
+
 
 def clustered_embeddings(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Ten classes, each a cloud around its own centre in 32 non-negative (ReLU-like) dimensions."""
@@ -20,7 +24,7 @@ def clustered_embeddings(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]
 @pytest.fixture(scope="module")
 def scorer():
     embeddings, labels = clustered_embeddings(3000, seed=1)
-    unset = fit(embeddings, labels, seed=0, bank_size=1000)
+    unset = fit(embeddings, labels, LOGIT_WEIGHTS, LOGIT_BIAS)
     validation, _ = clustered_embeddings(2000, seed=2)
     return dataclasses.replace(unset, threshold=threshold_at(scores(unset, validation), 0.05))
 
@@ -61,7 +65,7 @@ def test_missing_and_corrupt_files_are_named_in_one_line(scorer, tmp_path):
 
 def test_an_unset_threshold_or_rate_is_refused():
     embeddings, labels = clustered_embeddings(1200, seed=6)
-    unset = fit(embeddings, labels, seed=0, bank_size=1000)
+    unset = fit(embeddings, labels, LOGIT_WEIGHTS, LOGIT_BIAS)
     with pytest.raises(PipelineError, match="threshold is not set"):
         flagged(unset, embeddings[:3])
     with pytest.raises(PipelineError, match="flag_rate must be between 0 and 1, got 1.5"):

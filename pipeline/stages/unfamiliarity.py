@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.cli import run_command
 from pipeline.files import atomic_path
-from pipeline.model import load_model, with_embedding_output
+from pipeline.model import load_model, output_weights, with_embedding_output
 from pipeline.params import load_params
 from pipeline.prepared import load_prepared
 from pipeline.unfamiliarity import UnfamiliarityParams, fit, save, scores, threshold_at
@@ -31,14 +31,15 @@ def main(argv: list[str] | None = None) -> None:
 
     def work(arguments):
         params = load_params(UnfamiliarityParams, arguments.params)
-        embedding_model = with_embedding_output(load_model(arguments.model))
+        model = load_model(arguments.model)
+        embedding_model = with_embedding_output(model)
 
         def embeddings(images: np.ndarray) -> np.ndarray:
             return embedding_model.predict(images, batch_size=params.batch_size, verbose=0)[1]
 
         train_images, train_labels = load_prepared(arguments.train)
         val_images, _ = load_prepared(arguments.val)
-        scorer = fit(embeddings(train_images), train_labels, params.seed, params.bank_size)
+        scorer = fit(embeddings(train_images), train_labels, *output_weights(model))
         val_scores = scores(scorer, embeddings(val_images))
         scorer = dataclasses.replace(scorer, threshold=threshold_at(val_scores, params.flag_rate))
         summary = {
