@@ -75,8 +75,8 @@ UNFAMILIARITY = """
 <p>Each prediction carries an unfamiliarity score: how far the image lies from the training images in the model's
 embedding (its penultimate layer): the Mahalanobis distance to the nearest class's mean plus the energy score (minus
 the log-sum-exp of its logits), each standardised on the training images. Above the threshold,
-<code>fashion-predict</code> flags it (<code>unfamiliar</code>: probably not a clothing item like the training images) and
-<code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of them seen in
+<code>fashion-predict</code> flags it (<code>unfamiliar</code>: probably not a clothing item like the training
+images) and <code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of them seen in
 training, so that the share below is flagged.</p>
 """
 
