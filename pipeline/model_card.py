@@ -76,8 +76,8 @@ UNFAMILIARITY = """
 embedding (its penultimate layer): the Mahalanobis distance to the nearest class's mean plus the energy score (minus
 the log-sum-exp of its logits), each standardised on the training images. Above the threshold,
 <code>fashion-predict</code> flags it (<code>unfamiliar</code>: probably not a clothing item like the training
-images) and <code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of them seen in
-training, so that the share below is flagged.</p>
+images) and <code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of
+them seen in training, so that the share below is flagged.</p>
 """
 
 
