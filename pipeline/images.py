@@ -1,15 +1,16 @@
 """Batches of images from outside the pipeline, made into what the model takes: uint8 28x28x1, light on dark.
 
-Accepted: a folder of PNG/JPEG files, one image file, a .npy or .npz array, or an IDX images file.
+Accepted: a folder of pictures (PICTURE_SUFFIXES), one picture, a .npy or .npz array, or an IDX images file.
 Conversion rule for pictures (pipeline/picture_files.py reads the file, pipeline/item_crop.py finds the item):
 1. greyscale (ITU-R 601-2 luma, as Pillow's "L" mode), upright by its EXIF orientation, transparency composited
    on a background the item contrasts with;
 2. the item's contrast against its background: Fashion-MNIST garments are light on black, so with `invert: auto`
-   an item on a background brighter than mid-grey (a product photo on white) counts as darker than it; `always`
-   and `never` say the item is darker, or lighter, than its background whatever its level;
+   an item whose strongest departures from the background are darker (a product photo on white) becomes light;
+   `always` and `never` say the item is darker, or lighter, than its background whatever the picture;
 3. with `crop` (the default) the square around the item, its longest side filling the square as in the training
    images; without it the whole picture, centred on a square; either fitted into 28x28 (Lanczos).
-A picture in which nothing stands out from the background is an error: there is no item to classify.
+A picture in which nothing stands out from the background is an error: there is no item to classify. So is a
+picture whose item covers all its edges, which is taken for the background: `crop` off reads it whole.
 Arrays and IDX files must already be 28x28 (N,28,28 or N,28,28,1) with values 0-255; they are only inverted
 on `invert: always`.
 """
@@ -93,13 +94,13 @@ def read_folder(
             continue
         names.append(path.name)
     if not pictures:
-        raise PipelineError(f"{folder}: no readable pictures ({skipped} unreadable)")
+        raise PipelineError(f"{folder}: no pictures left ({skipped} skipped: unreadable or no item)")
     return Batch(np.stack(pictures), None, names)
 
 
 def read_picture(path: Path, invert: str, crop: bool = True) -> np.ndarray:
     """One picture file as a uint8 28x28x1 image; a PipelineError naming the file when it has no item."""
-    image = picture_to_image(read_picture_pixels(path), invert, crop)
+    image = picture_to_image(read_picture_pixels(path, invert), invert, crop)
     if image is None:
         raise PipelineError(f"{path}: no item to classify (nothing stands out from the background)")
     return image
@@ -108,9 +109,10 @@ def read_picture(path: Path, invert: str, crop: bool = True) -> np.ndarray:
 def picture_to_image(grey: np.ndarray, invert: str, crop: bool) -> np.ndarray | None:
     """A greyscale picture (float, 0-255) as the model's input, or None when nothing stands out from its
     background (with `crop`)."""
-    contrast = item_contrast(shrunk(grey, WORKING_SIDE), invert)
+    grey = shrunk(grey, WORKING_SIDE)
+    contrast = item_contrast(grey, invert)
     if not crop:
-        return whole_picture(shrunk(grey, WORKING_SIDE), contrast.inverted)
+        return whole_picture(grey, contrast.inverted)
     item = find_item(contrast)
     if item is None:
         return None
@@ -162,7 +164,8 @@ def from_array(source: Path, images: np.ndarray, labels: np.ndarray | None, inve
     if len(images) == 0:
         raise PipelineError(f"{source}: empty batch (0 images)")
     if images.dtype != np.uint8:
-        if not np.issubdtype(images.dtype, np.number) or images.min() < 0 or images.max() > 255:
+        numeric = np.issubdtype(images.dtype, np.number) and np.isfinite(images).all()
+        if not numeric or images.min() < 0 or images.max() > 255:
             raise PipelineError(f"{source}: pixel values must be 0-255, got dtype {images.dtype}")
         images = np.rint(images).astype(np.uint8)
     if labels is not None and len(labels) != len(images):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
+from pipeline.errors import PipelineError
 from pipeline.report import page, table
 
 # Shown pairs of classes mixed up most often, either way round.
@@ -79,6 +83,23 @@ the log-sum-exp of its logits), each standardised on the training images. Above 
 images) and <code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of
 them seen in training, so that the share below is flagged.</p>
 """
+
+
+SUMMARY_KEYS = ("threshold", "flag_rate", "validation_flagged", "validation_images")
+
+
+def read_unfamiliarity_summary(path: Path) -> dict:
+    """The unfamiliarity stage's summary; an unreadable one is a PipelineError naming the file."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise PipelineError(
+            f"{path}: unreadable unfamiliarity summary ({' '.join(str(error).split())[:120]})"
+        ) from None
+    missing = [key for key in SUMMARY_KEYS if not isinstance(summary, dict) or key not in summary]
+    if missing:
+        raise PipelineError(f"{path}: unfamiliarity summary without {', '.join(missing)}")
+    return summary
 
 
 def unfamiliarity_section(summary: dict, test_share: float) -> str:

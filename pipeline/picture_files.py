@@ -22,10 +22,11 @@ MID_GREY = 127.5
 REASON_LENGTH = 120
 
 
-def read_picture_pixels(path: Path) -> np.ndarray:
+def read_picture_pixels(path: Path, invert: str = "auto") -> np.ndarray:
     """float32 (H, W) greyscale, 0-255, ITU-R 601-2 luma weights (as Pillow's "L"), the first frame, upright.
 
-    Transparency is composited on black or white, whichever the item contrasts with (see `flatten`). 16-bit
+    Transparency is composited on black or white, whichever the item contrasts with (see `flatten`; `invert`
+    always says the item is dark, never that it is light). 16-bit
     greyscale is divided by 257; mode "I" is taken as 8-bit when its values fit, else as 16-bit (divided by 257)
     when they fit that, else scaled so its maximum is 255; negative values become 0. Mode "F" is taken as 0-1
     when its maximum is at most 1, else as 0-255, and clipped. Raises a one-line PipelineError naming the file
@@ -45,7 +46,7 @@ def read_picture_pixels(path: Path) -> np.ndarray:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         reason = " ".join(str(error).split())[:REASON_LENGTH] or type(error).__name__
         raise PipelineError(f"{path}: unreadable image ({reason})") from None
-    return grey if alpha is None else flatten(grey, alpha)
+    return grey if alpha is None else flatten(grey, alpha, invert)
 
 
 def grey_and_alpha(picture: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -83,15 +84,17 @@ def transparent_value_mask(picture: Image.Image) -> np.ndarray | None:
     return (np.asarray(picture) != transparent).astype(np.float32)
 
 
-def flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def flatten(grey: np.ndarray, alpha: np.ndarray, invert: str = "auto") -> np.ndarray:
     """Composite on the plain background the item contrasts with: black under a light item, white under a dark one.
 
-    The item's brightness is the alpha-weighted mean of its (partly) opaque pixels, the same light-or-dark rule the
-    inversion relies on. A fully transparent picture goes on white and so comes back blank.
+    With `invert` auto the item's brightness is the alpha-weighted mean of its (partly) opaque pixels; always says
+    the item is dark, never that it is light, as for the item's contrast (pipeline/item_crop.py). A fully
+    transparent picture goes on white and so comes back blank.
     """
     coverage = float(alpha.sum(dtype=np.float64))
     item_brightness = float((grey * alpha).sum(dtype=np.float64)) / coverage if coverage > 0 else 0.0
-    background = 0.0 if item_brightness > MID_GREY else 255.0
+    light_item = {"always": False, "never": True}.get(invert, item_brightness > MID_GREY)
+    background = 0.0 if light_item else 255.0
     return (grey * alpha + background * (1 - alpha)).astype(np.float32)
 
 

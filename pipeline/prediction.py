@@ -32,7 +32,7 @@ def load_inputs(sources: list[Path], invert: str, crop: bool, on_skip: Callable[
             continue
         batches.append(batch)
     if not batches:
-        raise PipelineError(f"no readable images in {', '.join(map(str, sources))}")
+        raise PipelineError(f"no images left in {', '.join(map(str, sources))}")
     # Labels are kept only when every source has them, so each row's label belongs to its image.
     labels = [batch.labels for batch in batches]
     joined = Batch(
@@ -84,4 +84,4 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
         if path.suffix == ".csv":
             table.to_csv(staging, index=False)
         else:
-            staging.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")
+            staging.write_text(json.dumps(table.to_dict(orient="records"), indent=2, allow_nan=False) + "\n")

@@ -115,7 +115,8 @@ def flagged(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
 
 def save(scorer: Unfamiliarity, path: Path) -> None:
     """Every field as a plain array in an uncompressed .npz (readable without pickle)."""
-    np.savez(path, **{name: np.asarray(getattr(scorer, name)) for name in FIELDS})
+    with open(path, "wb") as file:  # a file object: np.savez would add ".npz" to a path without it
+        np.savez(file, **{name: np.asarray(getattr(scorer, name)) for name in FIELDS})
 
 
 def load(path: Path) -> Unfamiliarity:
@@ -139,8 +140,11 @@ def load(path: Path) -> Unfamiliarity:
         or values["logit_bias"].shape != (len(means),)
     ):
         raise PipelineError(f"{path}: inconsistent shapes {means.shape}, {precision.shape}, {weights.shape}")
-    if values["centre"].shape != (2,) or values["spread"].shape != (2,):
-        raise PipelineError(f"{path}: corrupt standardisation")
+    centre, spread, threshold = values["centre"], values["spread"], values["threshold"]
+    if centre.shape != (2,) or spread.shape != (2,) or not (np.isfinite(centre).all() and (spread > 0).all()):
+        raise PipelineError(f"{path}: corrupt standardisation (centre {centre}, spread {spread})")
+    if threshold.shape != () or not np.isfinite(threshold):
+        raise PipelineError(f"{path}: no threshold set (got {threshold}); the unfamiliarity stage sets one")
     return Unfamiliarity(
         means, precision, weights, values["logit_bias"], values["centre"], values["spread"], float(values["threshold"])
     )

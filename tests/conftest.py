@@ -7,9 +7,11 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,3 +220,25 @@ def scratch_workspace(root: Path, params: dict | None = None) -> Path:
     run(["git", *identity, "add", "-A"], root)
     run(["git", *identity, "commit", "-qm", "snapshot"], root)
     return root
+
+
+def write_png(path, width, height, bit_depth, colour_type, rows):
+    """A PNG written chunk by chunk, for what Pillow will not write (16-bit colour) or would need memory for."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    compressed = b"".join(compressor.compress(b"\x00" + row) for row in rows) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", compressed) + chunk(b"IEND", b""))
+
+
+def run_unfamiliarity(params: Path, model: Path, prepared: Path, out: Path) -> dict:
+    """The unfamiliarity stage on a model and its prepared splits, writing into `out` (beside a model there, predict
+    finds it); its summary."""
+    command = [sys.executable, "-m", "pipeline.stages.unfamiliarity", "--params", params, "--model", model]
+    command += ["--train", prepared / "train.npz", "--val", prepared / "val.npz"]
+    command += ["--out", out / "unfamiliarity.npz", "--summary", out / "unfamiliarity.json"]
+    run(list(map(str, command)), REPO_ROOT)
+    return json.loads((out / "unfamiliarity.json").read_text())

@@ -11,7 +11,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation import compute_metrics, confident_mistakes
 from pipeline.model import load_model
 from pipeline.model_card import confused_pairs
-from tests.conftest import REPO_ROOT, TINY_TRAIN
+from tests.conftest import REPO_ROOT, TINY_TRAIN, run_unfamiliarity
 from tests.test_train import run_train
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
@@ -101,8 +101,6 @@ def write_manifest(path):
 def run_evaluate(tmp_path, params_path, model_path, test_path, curve, scorer_dir=None):
     """The evaluate stage, with the unfamiliarity threshold in `scorer_dir` (by default the unfamiliarity stage
     writes it beside the model first)."""
-    from tests.test_predict import run_unfamiliarity
-
     if scorer_dir is None:
         scorer_dir = model_path.parent
         run_unfamiliarity(params_path, model_path, test_path.parent, scorer_dir)

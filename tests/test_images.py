@@ -83,6 +83,9 @@ def test_arrays_keep_their_labels_and_must_be_28x28(tmp_path, garments):
     np.save(tmp_path / "scaled.npy", garments / 255.0 - 0.5)
     with pytest.raises(PipelineError, match="pixel values must be 0-255"):
         load_batch(tmp_path / "scaled.npy")
+    np.save(tmp_path / "nan.npy", np.full((2, 28, 28), np.nan))
+    with pytest.raises(PipelineError, match=r"nan\.npy: pixel values must be 0-255"):
+        load_batch(tmp_path / "nan.npy")
     np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), dtype=np.uint8))
     with pytest.raises(PipelineError, match="empty batch"):
         load_batch(tmp_path / "empty.npy")
@@ -125,6 +128,6 @@ def test_skipping_unreadable_pictures_keeps_the_rest_and_says_why(tmp_path, garm
     (tmp_path / "other.png").write_bytes(b"")
     for path in tmp_path.glob("item*.png"):
         path.unlink()
-    with pytest.raises(PipelineError, match="no readable pictures \\(2 unreadable\\)"):
+    with pytest.raises(PipelineError, match="no pictures left \\(2 skipped: unreadable or no item\\)"):
         load_batch(tmp_path, on_skip=skipped.append)
     assert len(skipped) == 1 + 2  # each skipped file is named, also when none is left

@@ -1,14 +1,12 @@
 """Picture files as people have them: sideways phone photos, transparent cut-outs, CMYK, palettes, 16-bit, bombs."""
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipeline.errors import PipelineError
 from pipeline.picture_files import grey_and_alpha, read_picture_pixels
+from tests.conftest import write_png
 
 ORIENTATION_TAG = 0x0112
 
@@ -18,18 +16,6 @@ def bar_on_the_left() -> Image.Image:
     pixels = np.zeros((20, 40), dtype=np.uint8)
     pixels[:, :8] = 255
     return Image.fromarray(pixels).convert("RGB")
-
-
-def write_png(path, width, height, bit_depth, colour_type, rows):
-    """A PNG written chunk by chunk, for what Pillow will not write (16-bit colour) or would need memory for."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    compressor = zlib.compressobj(9)
-    compressed = b"".join(compressor.compress(b"\x00" + row) for row in rows) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", compressed) + chunk(b"IEND", b""))
 
 
 def assert_one_line_naming(error: pytest.ExceptionInfo, path, words: str):
@@ -84,6 +70,15 @@ def test_a_palette_picture_with_a_transparent_entry_keeps_its_item(tmp_path):
     picture.save(tmp_path / "palette.png", transparency=0)
     grey = read_picture_pixels(tmp_path / "palette.png")
     assert np.all(grey[5:15, 5:15] == 30) and grey[0, 0] == 255
+
+
+def test_invert_says_which_background_a_transparent_picture_goes_on(tmp_path):
+    picture = np.zeros((20, 20, 4), dtype=np.uint8)
+    picture[5:15, 5:15] = (200, 200, 200, 255)  # a light item: on black by its own brightness
+    Image.fromarray(picture).save(tmp_path / "light.png")
+    assert read_picture_pixels(tmp_path / "light.png")[0, 0] == 0
+    assert read_picture_pixels(tmp_path / "light.png", invert="always")[0, 0] == 255  # "the item is dark"
+    assert read_picture_pixels(tmp_path / "light.png", invert="never")[0, 0] == 0
 
 
 def test_a_fully_transparent_picture_is_blank_white(tmp_path):

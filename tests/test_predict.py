@@ -14,8 +14,7 @@ from PIL import Image
 from pipeline.datasets import dataset_spec
 from pipeline.prepared import save_arrays
 from pipeline.stages.predict import FLAG_NOTE
-from tests.conftest import REPO_ROOT, TINY_TRAIN, run, set_keys, square_images
-from tests.test_picture_files import write_png
+from tests.conftest import REPO_ROOT, TINY_TRAIN, run, run_unfamiliarity, set_keys, square_images, write_png
 from tests.test_train import run_train
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
@@ -37,14 +36,6 @@ def square_model(tmp_path_factory) -> Path:
     # The unfamiliarity stage writes its threshold beside the model, where predict looks for it.
     run_unfamiliarity(root / "params.yaml", out / "model.keras", prepared, out)
     return out / "model.keras"
-
-
-def run_unfamiliarity(params: Path, model: Path, prepared: Path, out: Path) -> dict:
-    command = [sys.executable, "-m", "pipeline.stages.unfamiliarity", "--params", params, "--model", model]
-    command += ["--train", prepared / "train.npz", "--val", prepared / "val.npz"]
-    command += ["--out", out / "unfamiliarity.npz", "--summary", out / "unfamiliarity.json"]
-    run(list(map(str, command)), REPO_ROOT)
-    return json.loads((out / "unfamiliarity.json").read_text())
 
 
 def predict(*arguments, check=True) -> subprocess.CompletedProcess:
@@ -146,7 +137,7 @@ def test_unfamiliar_images_are_flagged_and_can_be_left_out(square_model, tmp_pat
     table = pd.read_csv(tmp_path / "out.csv")
     assert table["unfamiliar"][40:].all()
     assert table["unfamiliar"][:40].mean() <= 0.15  # the threshold flags 5% of the validation squares
-    assert (table["unfamiliarity"][40:].min() > table["unfamiliarity"][:40].median()).all()
+    assert table["unfamiliarity"][40:].min() > table["unfamiliarity"][:40].median()
     flagged_lines = [line for line in result.stdout.splitlines() if line.endswith(FLAG_NOTE)]
     assert len(flagged_lines) == table["unfamiliar"].sum()
     left_out = predict(
@@ -156,6 +147,17 @@ def test_unfamiliar_images_are_flagged_and_can_be_left_out(square_model, tmp_pat
     assert kept["image"].tolist() == table["image"][~table["unfamiliar"]].tolist()
     for name in table["image"][table["unfamiliar"]]:
         assert f"predict: left out {name}: {FLAG_NOTE}" in left_out.stderr
+
+
+def test_leaving_out_every_image_says_so_and_writes_an_empty_table(square_model, tmp_path):
+    np.save(tmp_path / "foreign.npy", foreign_images(6))
+    arguments = ["--model", square_model, tmp_path / "foreign.npy", "--unfamiliar", "skip"]
+    result = predict(*arguments, "--output", tmp_path / "kept.json")
+    assert result.stdout == ""
+    assert (
+        result.stderr.strip().splitlines()[-1] == "predict: none of the 6 images left: every one is flagged unfamiliar"
+    )
+    assert json.loads((tmp_path / "kept.json").read_text()) == []
 
 
 def test_without_its_unfamiliarity_file_a_model_is_refused_in_one_line(square_model, tmp_path):
@@ -209,8 +211,8 @@ def test_skipping_names_every_file_also_when_none_is_left(square_model, tmp_path
         line.startswith(f"predict: skipped {tmp_path / 'pictures' / 'huge.png'}: too large to read safely")
         for line in lines
     )
-    assert f"predict: skipped {tmp_path / 'pictures'}: no readable pictures (3 unreadable)" in lines
-    assert lines[-1] == f"predict: error: no readable images in {tmp_path / 'pictures'}"
+    assert f"predict: skipped {tmp_path / 'pictures'}: no pictures left (3 skipped: unreadable or no item)" in lines
+    assert lines[-1] == f"predict: error: no images left in {tmp_path / 'pictures'}"
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,13 @@ def test_missing_and_corrupt_files_are_named_in_one_line(scorer, tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_file_without_a_threshold_is_refused(tmp_path):
+    embeddings, labels = clustered_embeddings(1200, seed=6)
+    save(fit(embeddings, labels, LOGIT_WEIGHTS, LOGIT_BIAS), tmp_path / "unset")  # no .npz suffix: written as named
+    with pytest.raises(PipelineError, match=r"unset: no threshold set \(got nan\)"):
+        load(tmp_path / "unset")
+
+
 def test_an_unset_threshold_or_rate_is_refused():
     embeddings, labels = clustered_embeddings(1200, seed=6)
     unset = fit(embeddings, labels, LOGIT_WEIGHTS, LOGIT_BIAS)

@@ -13,7 +13,7 @@ from pipeline.evaluation import OUTPUTS, EvaluateParams, evaluate
 from pipeline.files import atomic_path
 from pipeline.lineage import lineage
 from pipeline.model import load_model
-from pipeline.model_card import data_section, render_model_card, unfamiliarity_section
+from pipeline.model_card import data_section, read_unfamiliarity_summary, render_model_card, unfamiliarity_section
 from pipeline.params import load_params, read_section
 from pipeline.prepared import load_prepared
 from pipeline.unfamiliarity import load as load_unfamiliarity
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         test_split = load_prepared(arguments.test)
         model = load_model(arguments.model)
         scorer = load_unfamiliarity(arguments.unfamiliarity)
-        unfamiliarity_summary = json.loads(arguments.unfamiliarity_summary.read_text())
+        unfamiliarity_summary = read_unfamiliarity_summary(arguments.unfamiliarity_summary)
         train_params = read_section("train", arguments.params)
         val_fraction = read_section("preprocess", arguments.params)["val_fraction"]
         manifest = json.loads(arguments.manifest.read_text())

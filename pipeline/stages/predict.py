@@ -37,7 +37,9 @@ def configure(parser) -> None:
     parser.add_argument("--dataset", help="whose class names to print (default: ingest.dataset in --params)")
     parser.add_argument("--top-k", type=int, default=1, help="how many classes to show per image (default: 1)")
     parser.add_argument("--output", type=Path, help="also write the predictions to this .csv or .json file")
-    parser.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="on unreadable files")
+    parser.add_argument(
+        "--on-error", choices=("fail", "skip"), default="fail", help="on unreadable files and pictures with no item"
+    )
     parser.add_argument(
         "--unfamiliar", choices=("keep", "skip"), default="keep", help="leave out images flagged unfamiliar"
     )
@@ -55,6 +57,16 @@ def check(arguments, class_names: tuple[str, ...]) -> None:
         raise PipelineError(f"--batch-size must be at least 1, got {arguments.batch_size}")
 
 
+def without_unfamiliar(table):
+    """The table without its flagged rows, each named on stderr."""
+    for name in table["image"][table["unfamiliar"]]:
+        print(f"predict: left out {name}: {FLAG_NOTE}", file=sys.stderr)
+    kept = table[~table["unfamiliar"]]
+    if kept.empty:
+        print(f"predict: none of the {len(table)} images left: every one is flagged unfamiliar", file=sys.stderr)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> None:
     def work(arguments):
         dataset = arguments.dataset or read_section("ingest", arguments.params)["dataset"]
@@ -70,16 +82,15 @@ def main(argv: list[str] | None = None) -> None:
         model = with_embedding_output(load_model(arguments.model))
         probabilities, embeddings = class_probabilities(model, batch.images, arguments.batch_size)
         unfamiliarity = scores(scorer, embeddings)
-        flags = unfamiliarity > scorer.threshold
+        flags = unfamiliarity > scorer.threshold  # load() refuses a scorer without a threshold
         table = prediction_table(
             batch.names, probabilities, class_names, arguments.top_k, batch.labels, (unfamiliarity, flags)
         )
         if arguments.unfamiliar == "skip":
-            for name in table["image"][flags]:
-                print(f"predict: left out {name}: {FLAG_NOTE}", file=sys.stderr)
-            table = table[~flags]
-        shown = table.assign(note=table["unfamiliar"].map({True: FLAG_NOTE, False: ""}))
-        print(shown.drop(columns="unfamiliar").to_string(index=False))
+            table = without_unfamiliar(table)
+        if not table.empty:
+            shown = table.assign(note=table["unfamiliar"].map({True: FLAG_NOTE, False: ""}))
+            print(shown.drop(columns="unfamiliar").to_string(index=False))
         if arguments.output is not None:
             write_table(table, arguments.output)
 
