@@ -31,9 +31,10 @@ LIMITS = """
 background. Photos with people, several items, clutter or a different crop are outside what it was checked on;
 run the drift stage on such a batch before trusting its answers.</li>
 <li>One item per picture, on a background it stands out from: the crop takes everything that differs from the
-background, so two items, a hand or clutter end up in one frame. Measured on test images made into photos (plain,
-gradient, noisy and shadowed backgrounds, the item filling 30-100% of the frame, with and without JPEG
-compression): <code>python bench/predict_real_pictures.py</code>, figures in docs/predict.md.</li>
+background, so two items, a hand or clutter end up in one frame, and an item covering every edge is taken for the
+background. On test images made into photos (plain, gradient, noisy and shadowed backgrounds, the item filling 30%
+to 100% of the width, PNG and JPEG), the default model was right on 87-94% of them against 93.5% on the images as
+given; shadows cost most (<code>python bench/predict_real_pictures.py</code>, docs/benchmarks.md).</li>
 <li>Its probability is not a measure of whether the picture is a garment at all: the unfamiliarity flag above is.
 It flags the share of normal images it was set to, so a few real garments are flagged too, and a picture of
 something else that happens to look like a garment at 28x28 is not.</li>
@@ -81,7 +82,10 @@ embedding (its penultimate layer): the Mahalanobis distance to the nearest class
 the log-sum-exp of its logits), each standardised on the training images. Above the threshold,
 <code>fashion-predict</code> flags it (<code>unfamiliar</code>: probably not a clothing item like the training
 images) and <code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of
-them seen in training, so that the share below is flagged.</p>
+them seen in training, so that the share below is flagged. On the default model
+(<code>python bench/predict_real_pictures.py</code>) it flagged 5.5% of test images made into photos, and separated
+the test images from handwritten digits, letters, random noise and natural photographs with an AUROC of 0.968,
+0.993, 0.997 and 0.991.</p>
 """
 
 
