@@ -221,3 +221,16 @@ def test_a_bad_batch_fails_with_one_line_and_keeps_the_last_report(stage_files, 
     assert len(error.splitlines()) == 1
     assert (stage_files / "summary.json").read_text() == before
     assert sorted((stage_files / "checks").iterdir()) == checks_before
+
+
+def test_a_pooled_checks_kept_images_are_not_inverted_twice(tmp_path):
+    from pipeline.stages.drift import pooled_batch
+
+    images, _ = square_images(10, seed=12)
+    kept = tmp_path / "checks" / "20261130T000000-check" / "batch.npz"
+    kept.parent.mkdir(parents=True)
+    np.savez(kept, images=images)  # as the earlier check stored them: already converted
+    np.save(tmp_path / "new.npy", images)
+    batch = pooled_batch([kept, tmp_path / "new.npy"], tmp_path / "checks", invert="always", crop=True)
+    np.testing.assert_array_equal(batch.images[:10], images)
+    np.testing.assert_array_equal(batch.images[10:], 255 - images)  # a new batch is inverted as asked

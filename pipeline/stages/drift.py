@@ -66,8 +66,14 @@ def configure(parser) -> None:
     parser.add_argument("--strength", type=non_negative, help="instead of drift.strength")
 
 
-def pooled_batch(sources: list[Path], invert: str, crop: bool) -> Batch:
-    batches = [load_batch(source, invert, crop=crop) for source in sources]
+def pooled_batch(sources: list[Path], checks: Path, invert: str, crop: bool) -> Batch:
+    """The sources as one batch. An earlier check's kept images (<checks>/<id>/batch.npz) were converted when that
+    check read them, so they are read as they are: inverting them again would undo it."""
+
+    def kept_by_a_check(source: Path) -> bool:
+        return source.name == "batch.npz" and source.resolve().parent.parent == checks.resolve()
+
+    batches = [load_batch(source, "never" if kept_by_a_check(source) else invert, crop=crop) for source in sources]
     if len(batches) == 1:
         return batches[0]
     labels = [batch.labels for batch in batches]
@@ -113,7 +119,7 @@ def work(arguments) -> None:
     params = load_params(DriftParams, arguments.params)
     shift = {key: getattr(arguments, key) for key in ("scenario", "strength") if getattr(arguments, key) is not None}
     params = dataclasses.replace(params, **shift)
-    batch = pooled_batch(arguments.current, params.invert, params.crop)
+    batch = pooled_batch(arguments.current, arguments.checks, params.invert, params.crop)
     reference_features = load_features(arguments.reference)
     class_names = dataset_spec(arguments.dataset).class_names
     check = check_drift(
