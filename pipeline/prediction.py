@@ -63,6 +63,8 @@ def prediction_table(
 ) -> pd.DataFrame:
     """One row per image: its name, the `top_k` classes by probability (most likely first), its unfamiliarity score
     and flag (`unfamiliarity`: scores and flags, when given) and its label if known."""
+    # float64, so that the rounded values are written as they print (0.999999, not float32's 0.9999989867).
+    probabilities = np.asarray(probabilities, dtype=np.float64)
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
     classes = np.array(class_names)
     table = pd.DataFrame({"image": names})
