@@ -7,8 +7,6 @@ of one of four kinds, so the label is known and the model's answer on the origin
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -57,11 +55,3 @@ def product_photo(image: np.ndarray, fill: float, kind: str, rng: np.random.Gene
     if kind == "noisy":
         grey += rng.normal(0, 14, size=grey.shape).astype(np.float32)  # sensor noise, on the item too
     return np.clip(grey[..., None] * TINT, 0, 255).astype(np.uint8)
-
-
-def jpeg_compressed(photo: np.ndarray) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(photo).save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("RGB"))

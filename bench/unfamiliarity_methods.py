@@ -34,8 +34,7 @@ from workspace import REPO_ROOT
 
 from pipeline import unfamiliarity
 from pipeline.images import load_batch
-from pipeline.keras_runtime import load_keras
-from pipeline.model import load_model, with_embedding_output
+from pipeline.model import load_model, output_weights, with_embedding_output
 from pipeline.prepared import load_arrays
 
 FLAG_RATE = 0.05
@@ -60,13 +59,6 @@ def product_photos(images: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray
             batch = load_batch(scratch, on_skip=lambda reason: None, crop=crop)
             converted[name] = batch.images, np.array([int(Path(name).stem) for name in batch.names])
     return converted
-
-
-def final_layer(model):
-    """Weights and bias of the classifier's output layer, inside the flip-averaged wrapper when there is one."""
-    keras = load_keras()
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return (nested[0] if nested else model).get_layer("class_probabilities").get_weights()
 
 
 def normalised(embeddings: np.ndarray) -> np.ndarray:
@@ -211,7 +203,7 @@ def main() -> None:
     model = load_model(REPO_ROOT / "models" / "model.keras")
     outputs = predicted(model, images)
     print("scoring:")
-    table = method_scores((outputs.pop("train"), prepared["train"][1]), outputs, *final_layer(model), seed)
+    table = method_scores((outputs.pop("train"), prepared["train"][1]), outputs, *output_weights(model), seed)
     print_table(table)
     print_products(table[RECOMMENDED], products, images["test"])
     print(f"wall time: {time.perf_counter() - begun:.0f} s")

@@ -34,7 +34,7 @@ SMOOTHING = 0.006  # Gaussian smoothing of the contrast, as a share of the longe
 # than MIN_PART_SHARE of the largest part are dust, not item.
 JOIN_GAP = 0.02
 MIN_PART_SHARE = 0.05
-EDGE_CONTRAST = 4.0
+EDGE_CONTRAST = 4.0  # grey levels: the faint edge of an item on a clean background still counts for its box
 
 
 @dataclass(frozen=True)
