@@ -335,7 +335,8 @@ def test_pictures_that_are_not_clothing_are_flagged_unfamiliar(default_pipeline,
     )
     digits = np.pad(np.clip(digits, 0, 255), ((0, 0), (4, 4), (4, 4)))  # centred in 28x28, as MNIST
     noise = np.random.default_rng(0).integers(0, 256, (100, 28, 28))
-    np.save(tmp_path / "foreign.npy", np.concatenate([digits, noise]).astype(np.uint8)[..., None])
+    blank = np.stack([np.zeros((28, 28)), np.full((28, 28), 255)])  # all black, all white: never a silent class
+    np.save(tmp_path / "foreign.npy", np.concatenate([digits, noise, blank]).astype(np.uint8)[..., None])
     arguments = ["--model", root / "models" / "model.keras", "--dataset", "fashion_mnist", tmp_path / "foreign.npy"]
     predict(*arguments, "--output", tmp_path / "predicted.csv")
     flagged = pd.read_csv(tmp_path / "predicted.csv")["unfamiliar"].to_numpy()
