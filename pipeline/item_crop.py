@@ -42,7 +42,6 @@ class Contrast:
     """A picture as the item's contrast against its background: 0 on the background, up to 255 on the item."""
 
     pixels: np.ndarray  # float32 (H, W), signed before clipping: noise on the background goes both ways
-    background_level: float  # the background surface's mean grey level
     noise: float  # the background's robust standard deviation, in contrast units
     inverted: bool  # whether the item is darker than its background (a light background)
 
@@ -90,7 +89,7 @@ def item_contrast(grey: np.ndarray, invert: str) -> Contrast:
         pixels = -departure / np.maximum(surface, ROOM_FLOOR) * 255
     else:
         pixels = departure / np.maximum(255 - surface, ROOM_FLOOR) * 255
-    return Contrast(pixels.astype(np.float32), float(surface.mean()), robust_sigma(pixels[edge]), inverted)
+    return Contrast(pixels.astype(np.float32), robust_sigma(pixels[edge]), inverted)
 
 
 def find_item(contrast: Contrast) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
