@@ -65,6 +65,33 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: 
     }
 
 
+def source_accuracies(model, slices: dict[str, tuple[np.ndarray, np.ndarray]], batch_size: int) -> dict[str, dict]:
+    """Accuracy on each new source's test slice, with its standard error (binomial: sqrt(p(1-p)/n))."""
+    scores = {}
+    for source, (images, labels) in slices.items():
+        predictions = model.predict(images, batch_size=batch_size, verbose=0).argmax(axis=1)
+        scores[source] = with_standard_error(float((predictions == labels).mean()), len(labels))
+    return scores
+
+
+def with_standard_error(accuracy: float, images: int) -> dict:
+    standard_error = float(np.sqrt(accuracy * (1 - accuracy) / images)) if images else float("nan")
+    return {"accuracy": round(accuracy, 6), "images": int(images), "standard_error": round(standard_error, 6)}
+
+
+def sources_table(metrics: dict) -> str:
+    """Accuracy on the original test set and on each new source's slice, with +-2 standard errors."""
+    rows = [("original test set", with_standard_error(metrics["accuracy"], metrics["test_images"]))]
+    rows += list(metrics["sources"].items())
+    return table(
+        [
+            [name, f"{score['accuracy']:.4f}", f"+-{2 * score['standard_error']:.4f}", f"{score['images']:,}"]
+            for name, score in rows
+        ],
+        ["test images from", "accuracy", "2 standard errors", "images"],
+    )
+
+
 def confident_mistakes(labels: np.ndarray, probabilities: np.ndarray, count: int) -> np.ndarray:
     """Indices of the wrongly classified images, the most confident first."""
     predictions = probabilities.argmax(axis=1)
@@ -87,6 +114,7 @@ def render_report(metrics: dict, class_report: str, lineage_record: dict, images
         lineage_record,
         [
             ("Metrics", overall + per_class),
+            ("Accuracy by source of the test images", sources_table(metrics)),
             ("Confusion matrix", image_tag(images["confusion"], "confusion matrix")),
             ("Classification report", f"<pre>{html.escape(class_report)}</pre>"),
             ("Learning curve", image_tag(images["curve"], "learning curve")),
@@ -99,6 +127,7 @@ def evaluate(
     model,
     scorer: Unfamiliarity,
     test_split,
+    slices: dict[str, tuple[np.ndarray, np.ndarray]],
     class_names,
     params: EvaluateParams,
     outputs: dict[str, Path],
@@ -115,6 +144,8 @@ def evaluate(
     metrics = compute_metrics(labels, probabilities, class_names)
     # Test images are as familiar as the validation images the threshold was set on: close to the flag rate.
     metrics["unfamiliar"] = round(float(flagged(scorer, embeddings).mean()), 6)
+    metrics["test_images"] = len(labels)
+    metrics["sources"] = source_accuracies(model, slices, params.batch_size)
     # DVC shows the headline figures; the per-class scores would add forty columns to its table.
     outputs["metrics"].write_text(json.dumps(evaluation_headline(metrics), indent=2) + "\n")
     outputs["per_class"].write_text(json.dumps(metrics["per_class"], indent=2) + "\n")

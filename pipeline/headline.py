@@ -13,9 +13,16 @@ from __future__ import annotations
 EVALUATION_FIGURES = ("accuracy", "macro_f1", "loss", "unfamiliar")
 
 
-def evaluation_headline(metrics: dict) -> dict[str, float]:
-    """Test accuracy, macro F1, loss and share flagged unfamiliar, from the evaluation's full metrics."""
-    return {name: float(metrics[name]) for name in EVALUATION_FIGURES}
+def evaluation_headline(metrics: dict) -> dict:
+    """Test accuracy, macro F1, loss and share flagged unfamiliar, from the evaluation's full metrics; with accepted
+    new data, each new source's accuracy and test images too (`dvc metrics show` prints `sources.<name>.accuracy`)."""
+    headline = {name: float(metrics[name]) for name in EVALUATION_FIGURES}
+    sources = metrics.get("sources") or {}
+    if sources:
+        headline["sources"] = {
+            name: {"accuracy": score["accuracy"], "images": score["images"]} for name, score in sources.items()
+        }
+    return headline
 
 
 def validation_headline(summary: dict) -> dict[str, int]:

@@ -28,9 +28,11 @@ def data_checksum(manifest_path: Path) -> str:
     return f"{manifest['dataset']} sha256:{hashlib.sha256(combined.encode()).hexdigest()[:16]}"
 
 
-def lineage(manifest_path: Path, params: dict) -> dict:
-    """The header every report carries."""
+def lineage(manifest_path: Path, params: dict, accepted_batches: str | None = None) -> dict:
+    """The header every report carries; `accepted_batches` names the new data the model saw, for reports of it."""
     record = {"git revision": git_revision(), "data": data_checksum(manifest_path), "params": params}
+    if accepted_batches is not None:
+        record["accepted batches"] = accepted_batches
     # Prefect sets this in the environment of a flow run's subprocesses, when a flow runs the stage.
     flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
     if flow_run_id:

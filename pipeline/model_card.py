@@ -64,14 +64,23 @@ def confused_pairs(matrix: np.ndarray, class_names: tuple[str, ...], count: int)
     ]
 
 
-def data_section(manifest: dict, val_fraction: float) -> str:
+def data_section(manifest: dict, val_fraction: float, accepted: list[dict]) -> str:
     counts = manifest["counts"]
+    new_data = [
+        [
+            f"accepted batch {entry['batch']}",
+            f"source {entry['source']}: {entry['train']:,} training, "
+            f"{entry['val']:,} validation, {entry['test']:,} test images (accepted {entry['accepted_at'][:10]})",
+        ]
+        for entry in accepted
+    ]
     rows = [
         ["dataset", manifest["dataset"]],
         ["source", f"{manifest['source']['kind']}: {manifest['source']['location']}"],
         ["checksums", "verified against the published ones" if manifest["verified"] else "not verified (own data)"],
         ["training images", f"{counts['train']:,}, of which {val_fraction:.0%} held out for validation by class"],
         ["test images", f"{counts['test']:,}, used for the figures below only"],
+        *new_data,
     ]
     return table(rows, ["property", "value"])
 
@@ -86,6 +95,13 @@ them seen in training, so that the share below is flagged. On the default model
 (<code>python bench/predict_real_pictures.py</code>) it flagged 5.5% of test images made into photos, and separated
 the test images from handwritten digits, letters, random noise and natural photographs with an AUROC of 0.968,
 0.993, 0.997 and 0.991.</p>
+"""
+
+
+SOURCES = """
+<p>The original test set, and a fixed test slice of each new source of accepted data (data/pool; see
+docs/continuous_training.md). A new model replaces this one through a flow only if it loses no more than the
+promotion gate allows on the first and nothing beyond noise on any slice.</p>
 """
 
 
@@ -122,6 +138,7 @@ def render_model_card(
     matrix: np.ndarray,
     class_names: tuple[str, ...],
     data_html: str,
+    sources_html: str,
     unfamiliarity_html: str,
     train_params: dict,
     lineage: dict,
@@ -145,6 +162,7 @@ def render_model_card(
             ("Data", data_html),
             ("Training", params),
             ("Test-set performance", overall + per_class_table),
+            ("Accuracy by source of the test images", SOURCES + sources_html),
             ("Classes it confuses most", pairs),
             ("Unfamiliar images", unfamiliarity_html),
             ("Intended use", INTENDED_USE),

@@ -24,6 +24,17 @@ class PreprocessParams:
     SECTION: ClassVar[str] = "preprocess"
     val_fraction: float = param("number", above=0, below=1)
     seed: int = param("number", integer=True, minimum=0)
+    source_test_images: int = param("number", integer=True, minimum=0)
+    source_test_share: float = param("number", minimum=0, below=1)
+    reserve_images: int = param("number", integer=True, minimum=0)
+
+
+def reserved_indices(total: int, count: int, seed: int) -> np.ndarray:
+    """The training-file images kept out of training and validation (sorted), the same for the same seed."""
+    if count >= total:
+        raise PipelineError(f"preprocess.reserve_images must be below the {total} training images, got {count}")
+    # A stream of its own, so reserving images leaves the rest's split as seeded as before.
+    return np.sort(np.random.default_rng([seed, 1]).choice(total, size=count, replace=False))
 
 
 def to_nhwc(images: np.ndarray) -> np.ndarray:

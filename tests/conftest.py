@@ -242,3 +242,26 @@ def run_unfamiliarity(params: Path, model: Path, prepared: Path, out: Path) -> d
     command += ["--out", out / "unfamiliarity.npz", "--summary", out / "unfamiliarity.json"]
     run(list(map(str, command)), REPO_ROOT)
     return json.loads((out / "unfamiliarity.json").read_text())
+
+
+def write_pool_batch(pool: Path, name: str, source: str, count: int, seed: int, accepted_at: str) -> Path:
+    """An accepted batch in the pool's layout (what fashion-accept writes), of `count` distinct random images."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, 28, 28, 1), dtype=np.uint8)
+    labels = np.arange(count, dtype=np.int64) % 10
+    folder = pool / name
+    folder.mkdir(parents=True)
+    np.savez_compressed(
+        folder / "images.npz", images=images, labels=labels, files=np.array([f"{i}.png" for i in range(count)])
+    )
+    manifest = {
+        "batch": name,
+        "source": source,
+        "accepted_at": accepted_at,
+        "from": f"data/incoming/{name}",
+        "images": count,
+        "classes": {},
+        "sha256": hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest(),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

@@ -11,6 +11,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation import compute_metrics, confident_mistakes
 from pipeline.model import load_model
 from pipeline.model_card import confused_pairs
+from pipeline.prepared import load_prepared, save_arrays
 from tests.conftest import REPO_ROOT, TINY_TRAIN, run_unfamiliarity
 from tests.test_train import run_train
 
@@ -121,6 +122,10 @@ def run_evaluate(tmp_path, params_path, model_path, test_path, curve, scorer_dir
             str(model_path),
             "--test",
             str(test_path),
+            "--slices",
+            str(test_path.parent / "slices"),
+            "--pool-record",
+            str(test_path.parent / "pool.json"),
             "--manifest",
             str(write_manifest(tmp_path / "manifest.json")),
             "--curve",
@@ -144,13 +149,24 @@ def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_
     params = write_params(TINY_TRAIN)
     trained, train_out = run_train(tmp_path, params, prepared_dir)
     assert trained.returncode == 0, trained.stderr
+    # A new source's test slice (the first 30 test images, bright) and the batch the model saw.
+    test_images, test_labels = load_prepared(prepared_dir / "test.npz")
+    (prepared_dir / "slices").mkdir()
+    save_arrays(prepared_dir / "slices" / "studio.npz", test_images[:30], test_labels[:30])
+    accepted = {"batch": "week-48", "source": "studio", "accepted_at": "2026-11-30T09:00:00+00:00"}
+    accepted |= {"sha256": "ab" * 32, "train": 70, "val": 20, "test": 30}
+    (prepared_dir / "pool.json").write_text(json.dumps({"batches": [accepted]}))
     result, out = run_evaluate(
         tmp_path, params, train_out / "model.keras", prepared_dir / "test.npz", train_out / "curve.png"
     )
     assert result.returncode == 0, result.stderr
     # The metrics file DVC shows holds the headline figures only; the per-class scores are a file of their own.
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["accuracy", "macro_f1", "loss", "unfamiliar"]
+    assert list(metrics) == ["accuracy", "macro_f1", "loss", "unfamiliar", "sources"]
+    studio = metrics.pop("sources")["studio"]
+    model = load_model(train_out / "model.keras")
+    expected = (model.predict(test_images[:30], verbose=0).argmax(axis=1) == test_labels[:30]).mean()
+    assert studio == {"accuracy": pytest.approx(expected, abs=1e-6), "images": 30}
     assert all(type(value) is float for value in metrics.values())
     assert metrics["accuracy"] > 0.5
     per_class = json.loads((out / "per_class.json").read_text())
@@ -175,12 +191,17 @@ def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_
     card = (out / "model_card.html").read_text()
     for text in ("Classes it confuses most", "Intended use", "Limits", "250, of which 20% held out", "conv_filters"):
         assert text in card
+    for page in (card, report):
+        assert f"<td>studio</td><td>{studio['accuracy']:.4f}</td>" in page  # accuracy by source
+    assert "accepted batch week-48" in card and "70 training, 20 validation, 30 test images" in card
     unfamiliarity = json.loads((train_out / "unfamiliarity.json").read_text())
     assert f"<td>{unfamiliarity['threshold']:.3f}</td>" in card and "Unfamiliar images" in card
     assert f"<td>{metrics['unfamiliar']:.1%}</td>" in card  # the share of test images flagged
     assert f"{metrics['accuracy']:.4f}" in card
     assert "http://" not in card and "https://" not in card
-    assert json.loads((out / "lineage.json").read_text())["params"]["train"]["epochs"] == TINY_TRAIN["train.epochs"]
+    record = json.loads((out / "lineage.json").read_text())
+    assert record["params"]["train"]["epochs"] == TINY_TRAIN["train.epochs"]
+    assert record["accepted batches"] == "week-48 (studio, sha256:abababababab)"
 
 
 def test_wrong_test_arrays_and_bad_model_keep_the_last_report(tmp_path, write_params, prepared_dir):

@@ -80,6 +80,8 @@ def test_stage_exits_with_one_line_error(write_params, tmp_path):
             str(tmp_path / "prepared"),
             "--pictures",
             str(tmp_path / "pictures"),
+            "--pool",
+            str(tmp_path / "pool"),
             "--dataset",
             "fashion_mnist",
         ],

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from pipeline.cli import run_command
 from pipeline.datasets import dataset_spec
-from pipeline.evaluation import OUTPUTS, EvaluateParams, evaluate
+from pipeline.evaluation import OUTPUTS, EvaluateParams, evaluate, sources_table
 from pipeline.files import atomic_path
 from pipeline.lineage import lineage
 from pipeline.model import load_model
 from pipeline.model_card import data_section, read_unfamiliarity_summary, render_model_card, unfamiliarity_section
 from pipeline.params import load_params, read_section
+from pipeline.pool import batches_line, read_pool_record, read_slices
 from pipeline.prepared import load_prepared
 from pipeline.unfamiliarity import load as load_unfamiliarity
 
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     def configure(parser):
         parser.add_argument("--model", required=True, type=Path, help="the trained model (.keras)")
         parser.add_argument("--test", required=True, type=Path, help="prepared test split (.npz)")
+        parser.add_argument("--slices", required=True, type=Path, help="folder of the new sources' test slices")
+        parser.add_argument("--pool-record", required=True, type=Path, help="the accepted batches trained on (.json)")
         parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
         parser.add_argument("--curve", required=True, type=Path, help="the learning-curve plot from training")
         parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
@@ -41,24 +44,39 @@ def main(argv: list[str] | None = None) -> None:
         train_params = read_section("train", arguments.params)
         val_fraction = read_section("preprocess", arguments.params)["val_fraction"]
         manifest = json.loads(arguments.manifest.read_text())
-        record = lineage(arguments.manifest, {"train": train_params})
+        accepted = read_pool_record(arguments.pool_record)
+        record = lineage(arguments.manifest, {"train": train_params}, batches_line(accepted))
         with contextlib.ExitStack() as stack:
             outputs = {name: stack.enter_context(atomic_path(getattr(arguments, name))) for name in OUTPUTS}
-            metrics, matrix = evaluate(model, scorer, test_split, class_names, params, outputs, arguments.curve, record)
+            metrics, matrix = evaluate(
+                model,
+                scorer,
+                test_split,
+                read_slices(arguments.slices),
+                class_names,
+                params,
+                outputs,
+                arguments.curve,
+                record,
+            )
             card = render_model_card(
                 metrics,
                 matrix,
                 class_names,
-                data_section(manifest, val_fraction),
+                data_section(manifest, val_fraction, accepted),
+                sources_table(metrics),
                 unfamiliarity_section(unfamiliarity_summary, metrics["unfamiliar"]),
                 train_params,
                 record,
             )
             outputs["model_card"].write_text(card)
             outputs["lineage"].write_text(json.dumps(record, indent=2) + "\n")
+        new_sources = "".join(
+            f", {name} {score['accuracy']:.4f} ({score['images']} images)" for name, score in metrics["sources"].items()
+        )
         print(
             f"evaluate: test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
-            f"{metrics['unfamiliar']:.1%} flagged unfamiliar"
+            f"{metrics['unfamiliar']:.1%} flagged unfamiliar{new_sources}"
         )
 
     run_command("evaluate", configure, work, argv)
