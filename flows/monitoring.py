@@ -19,12 +19,17 @@ from prefect.runtime import flow_run
 
 from flows.command_line import run_flow_command
 from flows.dvc_stages import run_streaming
+from flows.promotion import MODEL
 from flows.training import WORKSPACE, run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.drift_history import drifted_in_a_row, poolable, read_history
 from pipeline.drift_params import DriftParams
-from pipeline.params import load_params
+from pipeline.labelling import SHEET
+from pipeline.params import load_params, read_section
+from pipeline.pool import unseen_batches
 
+POOL = Path("data/pool")
+PREPARED_POOL_RECORD = Path("data/prepared/pool.json")  # the accepted batches the model in use was trained on
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
 CHECKS_DIR = Path("reports/drift/checks")
 DRIFT_STAGE = "drift"
@@ -66,6 +71,10 @@ def check_batch(workspace: str, batches: list[str], check_id: str, options: list
     command = check_command(root, [Path(batch) for batch in batches], check_id, options)
     run_streaming(command, root, DRIFT_STAGE, str(flow_run.id), get_run_logger().info)
     return json.loads((root / CHECKS_DIR / check_id / "summary.json").read_text())
+
+
+def dataset_name(root: Path) -> str:
+    return read_section("ingest", root / "params.yaml")["dataset"]
 
 
 def shift_options(scenario: str | None, strength: float | None) -> list[str]:
@@ -128,6 +137,42 @@ def publish_drift(check: Path, in_a_row: int, retrain_after: int) -> None:
     )
 
 
+def respond_to_drift(root: Path, summary: dict) -> None:
+    """Confirmed drift: retrain, through the promotion gate, when accepted data the model has not seen is waiting;
+    otherwise a labelling sheet of the drifted batch, as retraining on the same data would learn nothing new."""
+    logger = get_run_logger()
+    unseen = unseen_batches(root / POOL, root / PREPARED_POOL_RECORD)
+    if unseen:
+        logger.info(
+            "drift confirmed; retraining on %d accepted batch(es) the model has not seen: %s",
+            len(unseen),
+            ", ".join(unseen),
+        )
+        # A subflow, so the retraining shows under this run in the UI; it shares this run's workspace slot.
+        retraining = training_pipeline(workspace=str(root), return_state=True)
+        summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
+        retraining.result()  # a failed retraining fails the monitor run too
+        return
+    check = root / CHECKS_DIR / summary["check"]["id"]
+    sheet = write_labelling_sheet(str(root), str(check))
+    summary["labelling_sheet"] = str(sheet)
+    logger.info(
+        "drift confirmed, but no accepted data the model has not seen: not retraining. Label the drifted batch: "
+        "fill in the label column of %s, copy its folder to data/incoming/<batch name>/ and run fashion-accept on it",
+        sheet,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def write_labelling_sheet(workspace: str, check: str) -> Path:
+    """The drifted check's images as a folder to label, least confident first (pipeline/labelling.py)."""
+    root, out = Path(workspace), Path(check) / "labelling"
+    command = [sys.executable, "-m", "pipeline.stages.labelling_sheet", "--model", str(root / MODEL)]
+    command += ["--images", str(Path(check) / "batch.npz"), "--out", str(out), "--dataset", dataset_name(root)]
+    run_streaming(command, root, "labelling_sheet", str(flow_run.id), get_run_logger().info)
+    return out / SHEET
+
+
 @flow(name="drift-monitor")
 def drift_monitor(
     batch: str | None = None,
@@ -161,12 +206,9 @@ def drift_monitor(
         run_stage(INDEX_STAGE, str(root))  # the index shows the latest check and the trend
         if retrain_on_drift is None:
             retrain_on_drift = params.retrain_on_drift
-        summary["retraining_flow_run_id"] = None
+        summary["retraining_flow_run_id"] = summary["labelling_sheet"] = None
         if summary["dataset_drift"] and retrain_on_drift and in_a_row >= params.retrain_after:
-            # A subflow, so the retraining shows under this run in the UI; it shares this run's workspace slot.
-            retraining = training_pipeline(workspace=str(root), return_state=True)
-            summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
-            retraining.result()  # a failed retraining fails the monitor run too
+            respond_to_drift(root, summary)
     summary["flow_run_id"] = str(flow_run.id)
     return summary
 

@@ -1,4 +1,5 @@
-"""The training pipeline as a Prefect flow: one task per DVC stage, then the run's metrics and reports as artifacts.
+"""The training pipeline as a Prefect flow: one task per DVC stage, the promotion gate, the run's metrics and reports
+as artifacts.
 
 DVC stays the source of truth: each task runs its stage through `dvc repro --single-item`, so an unchanged stage
 is skipped by DVC and dvc.lock records what ran. Run once with `python -m flows.training [--set key=value]`.
@@ -7,6 +8,7 @@ is skipped by DVC and dvc.lock records what ran. Run once with `python -m flows.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ from flows.command_line import run_flow_command
 from flows.dvc_stages import StageRun, has_commit, pipeline_stages, reproduce_stage
 from flows.isolated_run import RUN_REPORTS, isolated_run
 from flows.overrides import parse_assignment
+from flows.promotion import gate, model_in_use, promote, publish_decision
 from flows.summary import metrics_table, read_metrics, summary_markdown
 from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.errors import PipelineError
 from pipeline.params_edit import edited_text
+from pipeline.promotion import Decision
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 
@@ -63,39 +67,77 @@ def run_stages(workspace: Path) -> list[StageRun]:
     return [run_stage(stage, str(workspace)) for stage in pipeline_stages(workspace)]
 
 
+@dataclass
+class CandidateRun:
+    stage_runs: list[StageRun]
+    metrics: dict | None  # the candidate's evaluation
+    decision: Decision | None  # None when not gated, or when nothing was retrained
+
+
+def candidate_run(
+    root: Path,
+    overrides: dict[str, Any],
+    experiment: str,
+    gated: bool,
+    must_beat: bool = False,
+    champion: str | None = None,
+) -> CandidateRun:
+    """Train in a run workspace of its own, saved as experiment `experiment`; when `gated`, the promotion gate then
+    decides whether it replaces the model in use (flows/promotion.py), which is kept as experiment `champion`
+    (default: champion-<experiment>) when it does."""
+    logger = get_run_logger()
+    previous, in_use = read_metrics(root), model_in_use(root)
+    lock_in_use = (root / "dvc.lock").read_bytes() if (root / "dvc.lock").exists() else None
+    with isolated_run(root, experiment, overrides, logger.info) as run_workspace:
+        logger.info("running with %s in %s", overrides or "the workspace's params", run_workspace)
+        stage_runs = run_stages(run_workspace)
+        current = read_metrics(run_workspace)
+        # With nothing new (same code, params and data), every stage was up to date: nothing to decide.
+        retrained = bool(overrides) or (run_workspace / "dvc.lock").read_bytes() != lock_in_use
+        decision = gate(root, in_use, run_workspace, must_beat) if gated and retrained and in_use else None
+    reports = root / RUN_REPORTS / experiment
+    publish_reports(str(reports), current, stage_runs, previous, experiment)
+    if gated and not retrained:
+        logger.info("promotion gate: nothing new to train on (every stage was up to date); the model in use stays")
+    if decision is not None:
+        names = {"candidate": experiment, "champion": champion or f"champion-{experiment}"}
+        if decision.promoted:
+            promote(str(root), names["candidate"], names["champion"])
+        publish_decision(decision, names, reports / "promotion.json")
+    return CandidateRun(stage_runs, current, decision)
+
+
 @flow(name="training-pipeline")
 def training_pipeline(
     overrides: dict[str, Any] | None = None,
     workspace: str = str(WORKSPACE),
     wait_minutes: float = DEFAULT_WAIT_MINUTES,
+    promote_if_better: bool = False,
 ) -> list[StageRun]:
     """Run the DVC pipeline stage by stage; `overrides` ({"train.epochs": 20}) apply to this run only.
 
-    A run without overrides runs in the workspace, like `dvc repro`. A run with overrides runs in a run workspace
-    of its own and is saved as a DVC experiment named after the flow run: the workspace's params.yaml, dvc.lock,
-    model and reports stay those of the last run without overrides; the run's reports are kept in
-    reports/runs/<run name>/ and `dvc exp apply <run name>` makes it the workspace's. One run at a time per
-    workspace: a run waits up to `wait_minutes` for the one before it.
+    With no model in use yet, the run is the workspace's own, like `dvc repro`. Once there is one, a run trains a
+    candidate in a run workspace of its own, saved as a DVC experiment named after the flow run, and the promotion
+    gate (params.yaml's promote section) decides whether it replaces the model in use; if not, the workspace's
+    params.yaml, dvc.lock, model and reports stay byte-identical. A run with overrides is an experiment only, the
+    workspace untouched, unless `promote_if_better` sends it through the gate too. Either way the run's reports
+    are kept in reports/runs/<run name>/ and `dvc exp apply <run name>` makes it the workspace's. One run at a
+    time per workspace: a run waits up to `wait_minutes` for the one before it.
     """
     root = Path(workspace).resolve()
     overrides = dict(overrides or {})
     logger = get_run_logger()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, logger.info):
-        previous = read_metrics(root)
-        if not overrides:
+        if not overrides and model_in_use(root) is None:
+            previous = read_metrics(root)
             stage_runs = run_stages(root)
             publish_reports(str(root / "reports"), read_metrics(root), stage_runs, previous, None)
             return stage_runs
         if not has_commit(root):
-            raise PipelineError(f"{root}: a run with overrides is saved as a DVC experiment, which needs a git commit")
+            raise PipelineError(f"{root}: a run beside the model in use is a DVC experiment, which needs a git commit")
         edited_text(root / "params.yaml", overrides)  # an unknown key fails here, before anything is created
-        experiment = flow_run.name
-        with isolated_run(root, experiment, overrides, logger.info) as run_workspace:
-            logger.info("running with %s in %s", overrides, run_workspace)
-            stage_runs = run_stages(run_workspace)
-            current = read_metrics(run_workspace)
-        publish_reports(str(root / RUN_REPORTS / experiment), current, stage_runs, previous, experiment)
-        return stage_runs
+        gated = not overrides or promote_if_better
+        return candidate_run(root, overrides, flow_run.name, gated).stage_runs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_WAIT_MINUTES,
         help="how long to wait for a run that is using the workspace (default: %(default)s)",
     )
+    parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="with --set: make the run the model in use if it passes the promotion gate (default: an experiment only)",
+    )
     arguments = parser.parse_args(argv)
     try:
         overrides = dict(parse_assignment(text) for text in arguments.assignments)
@@ -125,7 +172,10 @@ def main(argv: list[str] | None = None) -> None:
         arguments.workspace,
         arguments.wait_minutes,
         lambda: training_pipeline(
-            overrides=overrides, workspace=arguments.workspace, wait_minutes=arguments.wait_minutes
+            overrides=overrides,
+            workspace=arguments.workspace,
+            wait_minutes=arguments.wait_minutes,
+            promote_if_better=arguments.promote,
         ),
     )
 

@@ -1,27 +1,26 @@
 """The tuning pipeline as a Prefect flow: search, train the best configuration as a challenger, and promote it only
-if it beats the model in use on the test set (champion/challenger).
+if it beats the model in use on the test set and passes the promotion gate (champion/challenger).
 
-The challenger trains as a DVC experiment in a temporary copy of the workspace (`dvc exp run --temp`), so the model
-in use and its reports stay in place while it trains. Promoting saves the champion as an experiment first and then
-applies the challenger's (`dvc exp apply`): params.yaml gets the tuned values, and the workspace the new model and
-reports. `dvc exp apply <champion experiment>` brings the previous ones back. Run once with `python -m flows.tuning`.
+The challenger trains as a DVC experiment in a run workspace of its own (flows/training.py's `candidate_run`, the
+same as every other training a flow starts), so the model in use and its reports stay in place while it trains.
+Promoting saves the champion as an experiment first and then applies the challenger's (`dvc exp apply`):
+params.yaml gets the tuned values, and the workspace the new model and reports. `dvc exp apply <champion
+experiment>` brings the previous ones back. Run once with `python -m flows.tuning`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.command_line import run_flow_command
-from flows.dvc_stages import has_commit, run_dvc, save_experiment
-from flows.summary import EVALUATION_METRICS, read_metrics
-from flows.training import WORKSPACE, run_stage, training_pipeline
+from flows.dvc_stages import has_commit
+from flows.summary import read_metrics
+from flows.training import WORKSPACE, candidate_run, run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.adoption import read_best
 from pipeline.errors import PipelineError
@@ -29,32 +28,6 @@ from pipeline.errors import PipelineError
 TUNE_STAGE = "tuning/dvc.yaml:tune"
 BEST_PARAMS = Path("reports/tune/best_params.yaml")
 COMPARED = ("accuracy", "macro_f1", "loss")
-
-
-def experiment_metrics(workspace: Path, name: str) -> dict:
-    import dvc.api
-
-    # The target is resolved against the current directory, not the repository.
-    return dvc.api.metrics_show(str(workspace.resolve() / EVALUATION_METRICS), repo=str(workspace), rev=name)
-
-
-@task(cache_policy=NO_CACHE)
-def train_challenger(workspace: str, best: dict, name: str) -> dict:
-    """Train and evaluate the tuned train params as DVC experiment `name`, off to the side; returns its metrics."""
-    logger = get_run_logger()
-    assignments = [item for key, value in best.items() for item in ("-S", f"train.{key}={json.dumps(value)}")]
-    run_dvc(
-        ["exp", "run", "--temp", "--name", name, *assignments], Path(workspace), "exp run", flow_run.id, logger.info
-    )
-    return experiment_metrics(Path(workspace), name)
-
-
-@task(cache_policy=NO_CACHE)
-def promote(workspace: str, challenger: str, champion: str) -> None:
-    """Keep the model in use as experiment `champion`, then make the challenger's params, model and reports current."""
-    root = Path(workspace)
-    save_experiment(root, champion)
-    run_dvc(["exp", "apply", challenger], root, "exp apply", flow_run.id, get_run_logger().info)
 
 
 def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: dict, names: dict[str, str]) -> str:
@@ -69,7 +42,8 @@ def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: di
         verdict += f" is kept as experiment `{kept}` (`dvc exp apply {kept}` restores it)."
     else:
         kept = names["challenger_experiment"]
-        verdict = "**Kept the model in use**: the challenger does not beat its test accuracy. The challenger"
+        verdict = "**Kept the model in use**: the challenger does not beat its test accuracy or fails the promotion"
+        verdict += " gate (its artifact says which). The challenger"
         verdict += f" is experiment `{kept}` (`dvc exp apply {kept}` uses it anyway)."
     table = "| metric | in use | challenger | change |\n|---|---|---|---|\n" + "\n".join(rows)
     return f"# Tuning decision\n\n{verdict}\n\n{table}\n\nTuned train params:\n{tuned}\n"
@@ -92,10 +66,11 @@ def tune_and_decide(root: Path) -> dict:
     best = read_best(root / BEST_PARAMS)
     champion = read_metrics(root)
     names = {"challenger_experiment": f"challenger-{flow_run.name}", "champion_experiment": f"champion-{flow_run.name}"}
-    challenger = train_challenger(workspace, best, names["challenger_experiment"])
-    promoted = challenger["accuracy"] > champion["accuracy"]
-    if promoted:
-        promote(workspace, names["challenger_experiment"], names["champion_experiment"])
+    overrides = {f"train.{key}": value for key, value in best.items()}
+    run = candidate_run(
+        root, overrides, names["challenger_experiment"], True, must_beat=True, champion=names["champion_experiment"]
+    )
+    challenger, promoted = run.metrics, bool(run.decision and run.decision.promoted)
     create_markdown_artifact(
         key="tuning-decision",
         markdown=decision_markdown(promoted, champion, challenger, best, names),

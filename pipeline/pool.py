@@ -128,3 +128,9 @@ def batches_line(record: list[dict]) -> str:
     if not record:
         return "none (the original training images only)"
     return ", ".join(f"{entry['batch']} ({entry['source']}, sha256:{entry['sha256'][:12]})" for entry in record)
+
+
+def unseen_batches(pool_dir: Path, prepared_record: Path) -> list[str]:
+    """Accepted batches that the prepared data (and so the model trained on it) does not hold yet."""
+    seen = {entry["batch"] for entry in read_pool_record(prepared_record)}
+    return [batch.name for batch in read_pool(pool_dir) if batch.name not in seen]

@@ -84,7 +84,9 @@ def pooled_batch(sources: list[Path], checks: Path, invert: str, crop: bool) -> 
     )
 
 
-def write_check(folder: Path, check, page_html: str, headline: dict, trend: Path, keep_images: bool) -> None:
+def write_check(
+    folder: Path, check, page_html: str, headline: dict, trend: Path, keep_images: bool, names: list[str]
+) -> None:
     """The check's folder, written whole or not at all."""
     with atomic_path(folder) as staging:
         staging.mkdir()
@@ -93,9 +95,14 @@ def write_check(folder: Path, check, page_html: str, headline: dict, trend: Path
         (staging / "summary.json").write_text(json.dumps(check.summary, indent=2) + "\n")
         (staging / "metrics.json").write_text(json.dumps(headline, indent=2) + "\n")
         shutil.copy2(trend, staging / "trend.png")
-        if keep_images:  # an inconclusive check's images, for the monitor to pool with later ones
+        # An inconclusive check's images, for the monitor to pool with later ones; a drifted one's, for the
+        # labelling sheet the monitor writes when there is no new labelled data to retrain on.
+        if keep_images:
+            # A shift that resamples the batch (a label shift) leaves its images without their names.
+            if len(names) != len(check.images):
+                names = [f"image[{index}]" for index in range(len(check.images))]
             with open(staging / "batch.npz", "wb") as file:
-                np.savez_compressed(file, images=check.images)
+                np.savez_compressed(file, images=check.images, names=np.array(names, dtype=str))
 
 
 def history_entry(check_id: str, now: datetime, summary: dict, arguments, kept_images: bool) -> dict:
@@ -134,13 +141,13 @@ def work(arguments) -> None:
     summary["batch"]["source"] = " + ".join(str(source) for source in arguments.current)
     summary["check"] = {"id": check_id, "source": arguments.source, "pooled": list(arguments.pooled)}
     summary["lineage"] = lineage(arguments.manifest, {"drift": {**read_section("drift", arguments.params), **shift}})
-    kept_images = summary["verdict"] == "inconclusive" and arguments.source == "monitor"
+    kept_images = summary["verdict"] in ("inconclusive", "drift") and arguments.source == "monitor"
     entry = history_entry(check_id, now, summary, arguments, kept_images)
     history = [*read_history(arguments.checks), entry]
     with tempfile.TemporaryDirectory() as scratch:
         trend = Path(scratch) / "trend.png"
         page_html = render_page(check, reference_features.sample_images, history, summary["lineage"], trend)
-        write_check(folder, check, page_html, drift_headline(summary), trend, kept_images)
+        write_check(folder, check, page_html, drift_headline(summary), trend, kept_images, batch.names)
     append_check(arguments.checks, entry)
     for name, option in CHECK_FILES.items():
         if getattr(arguments, option) is not None:
