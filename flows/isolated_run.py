@@ -26,6 +26,9 @@ from pipeline.params_edit import edited_text
 RUN_REPORTS = Path("reports/runs")
 # Ignored by git, so not in a worktree, yet read by a stage (the Data Docs' offline scripts and styles).
 LINKED_FROM_WORKSPACE = ("node_modules",)
+# Records no run replaces (not DVC outputs), which a stage reads: copied, so the run's report index shows the same
+# drift history as the workspace's and is up to date when nothing else changed.
+COPIED_FROM_WORKSPACE = (Path("reports/drift/checks/history.jsonl"),)
 CHECKPOINT = Path("models/checkpoint")
 
 
@@ -70,6 +73,10 @@ def prepare_worktree(
     for name_in_workspace in LINKED_FROM_WORKSPACE:
         if (workspace / name_in_workspace).exists() and not os.path.lexists(worktree / name_in_workspace):
             (worktree / name_in_workspace).symlink_to((workspace / name_in_workspace).resolve())
+    for record in COPIED_FROM_WORKSPACE:
+        if (workspace / record).is_file():
+            (worktree / record).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(workspace / record, worktree / record)
     if kept_checkpoint(workspace).is_dir():
         (worktree / CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
         os.replace(kept_checkpoint(workspace), worktree / CHECKPOINT)
