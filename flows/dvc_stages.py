@@ -199,3 +199,10 @@ def save_experiment(workspace: Path, name: str) -> None:
     if result.returncode != 0:
         output = (result.stdout + result.stderr).splitlines()
         raise StageFailed(failure_message("exp save", output, result.returncode, dvc_command(*arguments)))
+
+
+def apply_experiment(
+    workspace: Path, name: str, flow_run_id: str | None = None, echo: Callable[[str], None] = print
+) -> None:
+    """Make experiment `name`'s params, dvc.lock and pipeline outputs the workspace's (flows/apply_experiment.py)."""
+    run_streaming([sys.executable, "-m", "flows.apply_experiment", name], workspace, "exp apply", flow_run_id, echo)

@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.dvc_stages import run_dvc, run_streaming, save_experiment
+from flows.dvc_stages import apply_experiment, run_streaming, save_experiment
 from flows.summary import read_metrics
 from flows.workspace_slot import runs_dir
 from pipeline.params import load_params
@@ -67,7 +67,7 @@ def promote(workspace: str, candidate: str, champion: str) -> None:
     """Keep the model in use as experiment `champion`, then make the candidate's params, model and reports current."""
     root = Path(workspace)
     save_experiment(root, champion)
-    run_dvc(["exp", "apply", candidate], root, "exp apply", flow_run.id, get_run_logger().info)
+    apply_experiment(root, candidate, flow_run.id, get_run_logger().info)
 
 
 def decision_line(decision: Decision, candidate: str) -> str:
