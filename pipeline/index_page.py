@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline.drift_history import HISTORY_FILE, read_history
 from pipeline.objectives import best_score
+from pipeline.pool import PoolBatch
 from pipeline.report import STYLE, image_tag, lineage_list
 
 CHECKS = "drift/checks"  # every drift check's folder, and their history
@@ -102,7 +103,23 @@ def relative_link(target: Path, page_dir: Path) -> str:
     return html.escape(Path(os.path.relpath(target, page_dir)).as_posix())
 
 
-def render_index(reports_dir: Path, page_dir: Path) -> str:
+def accepted_batches(pool: list[PoolBatch], reports_dir: Path, page_dir: Path) -> str:
+    """The accepted pool, batch by batch, each linking its Data Docs (fashion-accept's checks of it)."""
+    if not pool:
+        return "<section><h2>Accepted batches</h2><p>None yet: <code>fashion-accept</code> adds them.</p></section>"
+    items = []
+    for batch in pool:
+        docs = reports_dir / "accept" / batch.name / "data_docs" / "index.html"
+        name = html.escape(batch.name)
+        title = f'<a href="{relative_link(docs, page_dir)}">{name}</a>' if docs.is_file() else name
+        items.append(
+            f"<li>{title}: {len(batch.labels):,} images from source {html.escape(batch.source)}, accepted "
+            f"{html.escape(batch.accepted_at[:10])}</li>"
+        )
+    return f"<section><h2>Accepted batches (data/pool)</h2><ul>{''.join(items)}</ul></section>"
+
+
+def render_index(reports_dir: Path, page_dir: Path, pool: list[PoolBatch] | None = None) -> str:
     """The page, with its links relative to `page_dir`, the folder it is written to."""
     figures = headline(reports_dir)
     sections = []
@@ -120,6 +137,7 @@ def render_index(reports_dir: Path, page_dir: Path) -> str:
             f"{figure}{lineage_list(record)}</section>"
         )
     sections.append(latest_check(reports_dir / CHECKS, page_dir))
+    sections.append(accepted_batches(pool or [], reports_dir, page_dir))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Fashion-MNIST pipeline reports</title>'
         f"<style>{STYLE}{INDEX_STYLE}</style></head><body><h1>Fashion-MNIST pipeline reports</h1>"

@@ -326,3 +326,18 @@ def test_a_labels_file_without_a_label_column_is_refused_in_one_line(workspace, 
         "found ['file', 'class']"
     )
     assert_nothing_added(workspace, "sheet")
+
+
+def test_a_test_image_look_alike_within_the_allowed_share_stays_out_of_the_pool(workspace, tmp_path, capsys):
+    # 1 look-alike in 120 images is under accept.max_test_duplicate_share (1%): the batch is accepted without it.
+    batch = tmp_path / "big-batch"
+    images = garments(120, seed=5)
+    images[7] = garments(60, seed=100)[17]
+    picture_batch(batch, images, [str(index % 10) for index in range(120)])
+    assert accept(workspace, batch) == 0
+    output = capsys.readouterr().out
+    assert "big-batch: left out 1 image(s) like test images (e.g. item07.png (like test image 17" in output
+    assert "big-batch: accepted 119 images" in output
+    with np.load(workspace["pool"] / "big-batch" / "images.npz") as arrays:
+        assert len(arrays["labels"]) == 119 and "item07.png" not in list(arrays["files"])
+    assert json.loads((workspace["pool"] / "big-batch" / "manifest.json").read_text())["images"] == 119

@@ -3,6 +3,8 @@
 import json
 
 from pipeline.index_page import render_index
+from pipeline.pool import read_pool
+from tests.conftest import write_pool_batch
 
 LINEAGE = {"git revision": "abc1234", "data": "fashion_mnist sha256:0123", "params": {"train": {"epochs": 3}}}
 
@@ -55,3 +57,17 @@ def test_without_drift_checks_the_index_says_so(tmp_path):
     reports = tmp_path / "reports"
     write_evaluation(reports)
     assert "No drift check yet." in render_index(reports, reports)
+
+
+def test_lists_the_accepted_batches_with_their_data_docs(tmp_path):
+    reports = tmp_path / "reports"
+    write_evaluation(reports)
+    assert "None yet: <code>fashion-accept</code> adds them." in render_index(reports, reports, [])
+    write_pool_batch(tmp_path / "pool", "week-49", "shop", 20, 1, "2026-11-30T09:00:00+00:00")
+    (reports / "accept" / "week-49" / "data_docs").mkdir(parents=True)
+    (reports / "accept" / "week-49" / "data_docs" / "index.html").write_text("<html></html>")
+    page = render_index(reports, reports, read_pool(tmp_path / "pool"))
+    expected = (
+        '<a href="accept/week-49/data_docs/index.html">week-49</a>: 20 images from source shop, accepted 2026-11-30'
+    )
+    assert expected in page

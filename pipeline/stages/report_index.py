@@ -10,15 +10,17 @@ from pathlib import Path
 from pipeline.cli import run_command
 from pipeline.files import atomic_path
 from pipeline.index_page import render_index
+from pipeline.pool import read_pool
 
 
 def main(argv: list[str] | None = None) -> None:
     def configure(parser):
         parser.add_argument("--reports", required=True, type=Path, help="the reports folder")
         parser.add_argument("--out", required=True, type=Path, help="output: the index page (.html)")
+        parser.add_argument("--pool", required=True, type=Path, help="the accepted pool (data/pool)")
 
     def work(arguments):
-        page = render_index(arguments.reports, arguments.out.parent)
+        page = render_index(arguments.reports, arguments.out.parent, read_pool(arguments.pool))
         with atomic_path(arguments.out) as staging:
             staging.write_text(page)
         print(f"report_index: {arguments.out}")
