@@ -193,8 +193,8 @@ def test_second_run_does_nothing(workspace):
 
 
 def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(workspace):
-    """pipeline/prepared.py (load_prepared) is imported by preprocess, train, unfamiliarity, evaluate and
-    drift_reference."""
+    """pipeline/prepared.py (load_prepared) is imported by preprocess, train, unfamiliarity, evaluate,
+    drift_reference and (through pipeline/pool.py) report_index."""
     root, _ = workspace
     module = root / "pipeline" / "prepared.py"
     original = module.read_text()
@@ -204,7 +204,7 @@ def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(worksp
         stale = json.loads(run(["dvc", "status", "dvc.yaml", "--json"], root).stdout)
     finally:
         module.write_text(original)
-    assert sorted(stale) == ["drift_reference", "evaluate", "preprocess", "train", "unfamiliarity"]
+    assert sorted(stale) == ["drift_reference", "evaluate", "preprocess", "report_index", "train", "unfamiliarity"]
     assert {"changed deps": {"pipeline/prepared.py": "modified"}} in stale["train"]
     assert "Data and pipelines are up to date" in run(["dvc", "status", "dvc.yaml"], root).stdout
 
