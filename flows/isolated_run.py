@@ -25,7 +25,8 @@ from pipeline.params_edit import edited_text
 
 RUN_REPORTS = Path("reports/runs")
 # Ignored by git, so not in a worktree, yet read by a stage (the Data Docs' offline scripts and styles).
-LINKED_FROM_WORKSPACE = ("node_modules",)
+# Also the incoming batches' Data Docs, which the run's report index links.
+LINKED_FROM_WORKSPACE = ("node_modules", "reports/accept")
 # Records no run replaces (not DVC outputs), which a stage reads: copied, so the run's report index shows the same
 # drift history as the workspace's and is up to date when nothing else changed.
 COPIED_FROM_WORKSPACE = (Path("reports/drift/checks/history.jsonl"),)
@@ -72,6 +73,7 @@ def prepare_worktree(
     copy_uncommitted_changes(workspace, worktree)
     for name_in_workspace in LINKED_FROM_WORKSPACE:
         if (workspace / name_in_workspace).exists() and not os.path.lexists(worktree / name_in_workspace):
+            (worktree / name_in_workspace).parent.mkdir(parents=True, exist_ok=True)
             (worktree / name_in_workspace).symlink_to((workspace / name_in_workspace).resolve())
     for record in COPIED_FROM_WORKSPACE:
         if (workspace / record).is_file():
@@ -90,8 +92,10 @@ def prepare_worktree(
 
 
 def copy_uncommitted_changes(workspace: Path, worktree: Path) -> None:
-    """Modified and new (not ignored) files copied over, deleted ones deleted, as `dvc exp run` would run them."""
-    changed = git(workspace, "ls-files", "--modified", "--others", "--exclude-standard", "-z").split("\0")
+    """Changed (staged or not) and new (not ignored) files copied over, deleted ones deleted, as `dvc exp run` would
+    run them: an accepted batch's .dvc file is in the run whether it was committed, staged or neither."""
+    changed = git(workspace, "diff", "--name-only", "-z", "HEAD").split("\0")
+    changed += git(workspace, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
     for relative in filter(None, changed):
         source, target = workspace / relative, worktree / relative
         if source.is_file():
@@ -122,4 +126,6 @@ def isolated_run(
 def keep_reports(worktree: Path, target: Path) -> None:
     if (worktree / "reports").is_dir():
         with atomic_path(target) as temporary:
-            shutil.copytree(worktree / "reports", temporary, ignore=shutil.ignore_patterns(".gitignore", "runs"))
+            shutil.copytree(
+                worktree / "reports", temporary, ignore=shutil.ignore_patterns(".gitignore", "runs", "accept")
+            )

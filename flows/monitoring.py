@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 
 from flows.command_line import run_flow_command
 from flows.dvc_stages import run_streaming
-from flows.promotion import MODEL
+from flows.promotion import MODEL, PREPARED_POOL_RECORD, refused_batches
 from flows.training import WORKSPACE, run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.drift_history import drifted_in_a_row, poolable, read_history
@@ -29,7 +29,6 @@ from pipeline.params import load_params, read_section
 from pipeline.pool import unseen_batches
 
 POOL = Path("data/pool")
-PREPARED_POOL_RECORD = Path("data/prepared/pool.json")  # the accepted batches the model in use was trained on
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
 CHECKS_DIR = Path("reports/drift/checks")
 DRIFT_STAGE = "drift"
@@ -137,12 +136,17 @@ def publish_drift(check: Path, in_a_row: int, retrain_after: int) -> None:
     )
 
 
-def respond_to_drift(root: Path, summary: dict) -> None:
-    """Confirmed drift: retrain, through the promotion gate, when accepted data the model has not seen is waiting;
-    otherwise a labelling sheet of the drifted batch, as retraining on the same data would learn nothing new."""
+def respond_to_drift(root: Path, summary: dict, retrain: bool) -> None:
+    """Confirmed drift: retrain, through the promotion gate, when `retrain` and accepted data the model has not seen
+    (nor a refused candidate before it) is waiting; otherwise a labelling sheet of the drifted batch, as retraining
+    on the same data would learn nothing new."""
     logger = get_run_logger()
-    unseen = unseen_batches(root / POOL, root / PREPARED_POOL_RECORD)
-    if unseen:
+    unseen = [
+        batch
+        for batch in unseen_batches(root / POOL, root / PREPARED_POOL_RECORD)
+        if batch not in refused_batches(root)
+    ]
+    if retrain and unseen:
         logger.info(
             "drift confirmed; retraining on %d accepted batch(es) the model has not seen: %s",
             len(unseen),
@@ -156,9 +160,12 @@ def respond_to_drift(root: Path, summary: dict) -> None:
     check = root / CHECKS_DIR / summary["check"]["id"]
     sheet = write_labelling_sheet(str(root), str(check))
     summary["labelling_sheet"] = str(sheet)
+    why = "no accepted data the model has not seen" if retrain else "retraining is off"
     logger.info(
-        "drift confirmed, but no accepted data the model has not seen: not retraining. Label the drifted batch: "
-        "fill in the label column of %s, copy its folder to data/incoming/<batch name>/ and run fashion-accept on it",
+        "drift confirmed, but %s: not retraining. Label the drifted batch: fill in the label column of %s, "
+        "copy its folder to data/incoming/<batch name>/ and run `fashion-accept data/incoming/<batch name> "
+        "--no-crop --invert never` (its images are converted already)",
+        why,
         sheet,
     )
 
@@ -207,8 +214,8 @@ def drift_monitor(
         if retrain_on_drift is None:
             retrain_on_drift = params.retrain_on_drift
         summary["retraining_flow_run_id"] = summary["labelling_sheet"] = None
-        if summary["dataset_drift"] and retrain_on_drift and in_a_row >= params.retrain_after:
-            respond_to_drift(root, summary)
+        if summary["dataset_drift"] and in_a_row >= params.retrain_after:
+            respond_to_drift(root, summary, retrain_on_drift)
     summary["flow_run_id"] = str(flow_run.id)
     return summary
 

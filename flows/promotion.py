@@ -1,10 +1,10 @@
 """The promotion gate's steps in a flow: score the model in use, decide, promote, and say why.
 
 The candidate trains in an isolated run (flows/isolated_run.py) saved as a DVC experiment; promoting saves the
-model in use as an experiment first and then applies the candidate's (`dvc exp apply`): params.yaml, dvc.lock,
-the model and every report become the candidate's, and `dvc exp apply <champion experiment>` brings the previous
-ones back. A refused candidate changes nothing in the workspace; its experiment and reports stay for a person to
-look at (reports/runs/<experiment>/) or apply anyway.
+model in use as an experiment first and then applies the candidate's (flows/apply_experiment.py): params.yaml,
+dvc.lock, the model and every report become the candidate's, and `python -m flows.apply_experiment <champion
+experiment>` brings the previous ones back. A refused candidate changes nothing in the workspace; its experiment
+and reports stay for a person to look at (reports/runs/<experiment>/) or apply anyway.
 """
 
 from __future__ import annotations
@@ -12,21 +12,26 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
+import yaml
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.dvc_stages import apply_experiment, run_streaming, save_experiment
+from flows.dvc_stages import StageFailed, apply_experiment, run_streaming, save_experiment
+from flows.isolated_run import RUN_REPORTS
 from flows.summary import read_metrics
 from flows.workspace_slot import runs_dir
-from pipeline.params import load_params
+from pipeline.params import load_params, read_section
 from pipeline.promotion import Decision, PromoteParams, decide, decision_table
 
 MODEL = Path("models/model.keras")
+APPLY = "`python -m flows.apply_experiment"  # `dvc exp apply`, for a workspace where tuning never ran too
 SLICES = Path("data/prepared/slices")
+PREPARED_POOL_RECORD = Path("data/prepared/pool.json")  # the accepted batches a model was trained on
 
 
 def model_in_use(workspace: Path) -> dict | None:
@@ -50,8 +55,39 @@ def score_model_in_use(workspace: str, slices: str) -> dict:
         return json.loads(out.read_text())
 
 
+# What decides the test sets: a candidate with other values here is measured on other images.
+TEST_SET_PARAMS = (("ingest", None), ("preprocess", ("seed", "source_test_images", "source_test_share")))
+
+
+def test_sets_differ(workspace: Path, candidate_workspace: Path) -> list[str]:
+    """The params that make the candidate's test sets other than the model in use's (a run's overrides)."""
+    differ = []
+    for section, keys in TEST_SET_PARAMS:
+        ours, theirs = (read_section(section, root / "params.yaml") for root in (workspace, candidate_workspace))
+        for key in keys or sorted(set(ours) | set(theirs)):
+            if ours.get(key) != theirs.get(key):
+                differ.append(f"{section}.{key}")
+    return differ
+
+
+def model_changed(workspace: Path, candidate_workspace: Path) -> bool:
+    """Whether the candidate's model differs from the model in use, by the hashes their dvc.lock files record."""
+
+    def model_hash(root: Path) -> str | None:
+        lock = root / "dvc.lock"
+        stages = yaml.safe_load(lock.read_text()).get("stages", {}) if lock.exists() else {}
+        outs = stages.get("train", {}).get("outs", [])
+        return next((out.get("md5") for out in outs if out.get("path") == str(MODEL)), None)
+
+    return model_hash(candidate_workspace) != model_hash(workspace)
+
+
 def gate(workspace: Path, in_use: dict, candidate_workspace: Path, must_beat: bool) -> Decision:
     """Compare the candidate trained in `candidate_workspace` with the model in use."""
+    differ = test_sets_differ(workspace, candidate_workspace)
+    if differ:
+        reason = f"its test sets are not the model in use's ({', '.join(differ)} differ), so they cannot be compared"
+        return Decision(promoted=False, reasons=[reason])
     metrics = read_metrics(candidate_workspace)
     candidate = {"accuracy": metrics["accuracy"], "sources": metrics.get("sources", {})}
     in_use = {**in_use, "sources": {}}
@@ -65,9 +101,14 @@ def gate(workspace: Path, in_use: dict, candidate_workspace: Path, must_beat: bo
 @task(cache_policy=NO_CACHE)
 def promote(workspace: str, candidate: str, champion: str) -> None:
     """Keep the model in use as experiment `champion`, then make the candidate's params, model and reports current."""
-    root = Path(workspace)
+    root, echo = Path(workspace), get_run_logger().info
     save_experiment(root, champion)
-    apply_experiment(root, candidate, flow_run.id, get_run_logger().info)
+    try:
+        apply_experiment(root, candidate, flow_run.id, echo)
+    except StageFailed:
+        # Whatever the failed apply changed, the model in use comes back whole.
+        apply_experiment(root, champion, flow_run.id, echo)
+        raise
 
 
 def decision_line(decision: Decision, candidate: str) -> str:
@@ -78,25 +119,30 @@ def decision_line(decision: Decision, candidate: str) -> str:
 
 
 @task(cache_policy=NO_CACHE)
-def publish_decision(decision: Decision, names: dict[str, str], record: Path) -> None:
-    """The decision as an artifact, a line in the run's log and a json record beside the candidate's reports."""
+def publish_decision(decision: Decision, names: dict[str, str], batches: list[str], record: Path) -> None:
+    """The decision as an artifact, a line in the run's log and a json record beside the candidate's reports (with
+    the accepted `batches` the candidate trained on)."""
     line = decision_line(decision, names["candidate"])
     get_run_logger().info(line)
     if decision.promoted:
-        kept = (
-            f"The previous model is experiment `{names['champion']}` (`dvc exp apply {names['champion']}` restores it)."
-        )
+        kept = f"The previous model is experiment `{names['champion']}` ({APPLY} {names['champion']}` restores it)."
     else:
-        kept = f"`dvc exp apply {names['candidate']}` uses the candidate anyway."
+        kept = f"{APPLY} {names['candidate']}` uses the candidate anyway."
     create_markdown_artifact(
         key="promotion-decision",
         markdown=f"# Promotion gate\n\n**{line.split(': ', 1)[1]}**\n\n{kept}\n\n{decision_table(decision)}\n",
         description="The candidate against the model in use on each test set, and the gate's decision.",
     )
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(
-        json.dumps(
-            {"promoted": decision.promoted, "reasons": decision.reasons, "rows": decision.rows, **names}, indent=2
-        )
-        + "\n"
-    )
+    record.write_text(json.dumps({**asdict(decision), **names, "batches": batches}, indent=2) + "\n")
+
+
+def refused_batches(workspace: Path) -> set[str]:
+    """Accepted batches a refused candidate has trained on already: retraining on them again, with nothing else
+    new, would give the same candidate (seeded training), refused again."""
+    refused = set()
+    for record in (workspace / RUN_REPORTS).glob("*/promotion.json"):
+        decision = json.loads(record.read_text())
+        if not decision["promoted"]:
+            refused.update(decision.get("batches", []))
+    return refused

@@ -90,10 +90,11 @@ def summary_markdown(
     if experiment:
         lines += [
             "",
-            "## Overrides",
+            "## A run beside the model in use",
             "",
-            f"This run overrode params.yaml in a run workspace of its own and is recorded as DVC experiment "
-            f"`{experiment}` (`dvc exp show`; `dvc exp apply {experiment}` makes it the workspace's). The "
-            f"workspace's params.yaml, model and reports are those of the last run without overrides.",
+            f"This run trained in a run workspace of its own and is recorded as DVC experiment `{experiment}` "
+            f"(`dvc exp show`; `python -m flows.apply_experiment {experiment}` makes it the workspace's). The "
+            f"workspace's params.yaml, model and reports change only if the promotion gate promoted it (its "
+            f"`promotion-decision` artifact says).",
         ]
     return "\n".join(lines)

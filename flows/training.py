@@ -21,11 +21,12 @@ from flows.command_line import run_flow_command
 from flows.dvc_stages import StageRun, has_commit, pipeline_stages, reproduce_stage
 from flows.isolated_run import RUN_REPORTS, isolated_run
 from flows.overrides import parse_assignment
-from flows.promotion import gate, model_in_use, promote, publish_decision
+from flows.promotion import PREPARED_POOL_RECORD, gate, model_changed, model_in_use, promote, publish_decision
 from flows.summary import metrics_table, read_metrics, summary_markdown
 from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
 from pipeline.errors import PipelineError
 from pipeline.params_edit import edited_text
+from pipeline.pool import read_pool_record
 from pipeline.promotion import Decision
 
 WORKSPACE = Path(__file__).resolve().parents[1]
@@ -87,23 +88,23 @@ def candidate_run(
     (default: champion-<experiment>) when it does."""
     logger = get_run_logger()
     previous, in_use = read_metrics(root), model_in_use(root)
-    lock_in_use = (root / "dvc.lock").read_bytes() if (root / "dvc.lock").exists() else None
     with isolated_run(root, experiment, overrides, logger.info) as run_workspace:
         logger.info("running with %s in %s", overrides or "the workspace's params", run_workspace)
         stage_runs = run_stages(run_workspace)
         current = read_metrics(run_workspace)
-        # With nothing new (same code, params and data), every stage was up to date: nothing to decide.
-        retrained = bool(overrides) or (run_workspace / "dvc.lock").read_bytes() != lock_in_use
+        # With nothing new (same code, params and data), the model is the same: nothing to decide.
+        retrained = model_changed(root, run_workspace)
         decision = gate(root, in_use, run_workspace, must_beat) if gated and retrained and in_use else None
+        batches = [entry["batch"] for entry in read_pool_record(run_workspace / PREPARED_POOL_RECORD)]
     reports = root / RUN_REPORTS / experiment
     publish_reports(str(reports), current, stage_runs, previous, experiment)
     if gated and not retrained:
-        logger.info("promotion gate: nothing new to train on (every stage was up to date); the model in use stays")
+        logger.info("promotion gate: nothing new to train on (the model came out the same); the model in use stays")
     if decision is not None:
         names = {"candidate": experiment, "champion": champion or f"champion-{experiment}"}
         if decision.promoted:
             promote(str(root), names["candidate"], names["champion"])
-        publish_decision(decision, names, reports / "promotion.json")
+        publish_decision(decision, names, batches, reports / "promotion.json")
     return CandidateRun(stage_runs, current, decision)
 
 
@@ -121,8 +122,8 @@ def training_pipeline(
     gate (params.yaml's promote section) decides whether it replaces the model in use; if not, the workspace's
     params.yaml, dvc.lock, model and reports stay byte-identical. A run with overrides is an experiment only, the
     workspace untouched, unless `promote_if_better` sends it through the gate too. Either way the run's reports
-    are kept in reports/runs/<run name>/ and `dvc exp apply <run name>` makes it the workspace's. One run at a
-    time per workspace: a run waits up to `wait_minutes` for the one before it.
+    are kept in reports/runs/<run name>/ and `python -m flows.apply_experiment <run name>` makes it the workspace's.
+    One run at a time per workspace: a run waits up to `wait_minutes` for the one before it.
     """
     root = Path(workspace).resolve()
     overrides = dict(overrides or {})

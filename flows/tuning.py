@@ -3,9 +3,10 @@ if it beats the model in use on the test set and passes the promotion gate (cham
 
 The challenger trains as a DVC experiment in a run workspace of its own (flows/training.py's `candidate_run`, the
 same as every other training a flow starts), so the model in use and its reports stay in place while it trains.
-Promoting saves the champion as an experiment first and then applies the challenger's (`dvc exp apply`):
-params.yaml gets the tuned values, and the workspace the new model and reports. `dvc exp apply <champion
-experiment>` brings the previous ones back. Run once with `python -m flows.tuning`.
+Promoting saves the champion as an experiment first and then applies the challenger's (`dvc exp apply`, through
+flows/apply_experiment.py): params.yaml gets the tuned values, and the workspace the new model and reports.
+`python -m flows.apply_experiment <champion experiment>` brings the previous ones back. Run once with
+`python -m flows.tuning`.
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: di
     if promoted:
         kept = names["champion_experiment"]
         verdict = "**Promoted**: the challenger's test accuracy beats the model in use's. The previous model"
-        verdict += f" is kept as experiment `{kept}` (`dvc exp apply {kept}` restores it)."
+        verdict += f" is kept as experiment `{kept}` (`python -m flows.apply_experiment {kept}` restores it)."
     else:
         kept = names["challenger_experiment"]
         verdict = "**Kept the model in use**: the challenger does not beat its test accuracy or fails the promotion"
         verdict += " gate (its artifact says which). The challenger"
-        verdict += f" is experiment `{kept}` (`dvc exp apply {kept}` uses it anyway)."
+        verdict += f" is experiment `{kept}` (`python -m flows.apply_experiment {kept}` uses it anyway)."
     table = "| metric | in use | challenger | change |\n|---|---|---|---|\n" + "\n".join(rows)
     return f"# Tuning decision\n\n{verdict}\n\n{table}\n\nTuned train params:\n{tuned}\n"
 
@@ -61,14 +62,19 @@ def tuning_pipeline(workspace: str = str(WORKSPACE), wait_minutes: float = DEFAU
 
 def tune_and_decide(root: Path) -> dict:
     workspace = str(root)
-    training_pipeline(workspace=workspace)  # the champion, up to date
+    training_pipeline(workspace=workspace)  # the champion: trained, or any change gated first
     run_stage(TUNE_STAGE, workspace)
     best = read_best(root / BEST_PARAMS)
     champion = read_metrics(root)
     names = {"challenger_experiment": f"challenger-{flow_run.name}", "champion_experiment": f"champion-{flow_run.name}"}
     overrides = {f"train.{key}": value for key, value in best.items()}
     run = candidate_run(
-        root, overrides, names["challenger_experiment"], True, must_beat=True, champion=names["champion_experiment"]
+        root,
+        overrides,
+        names["challenger_experiment"],
+        gated=True,
+        must_beat=True,
+        champion=names["champion_experiment"],
     )
     challenger, promoted = run.metrics, bool(run.decision and run.decision.promoted)
     create_markdown_artifact(

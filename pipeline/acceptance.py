@@ -145,37 +145,46 @@ def accept_batch(folder: Path, gate: Gate) -> list[str]:
     summary, table = judge(batch, gate, {"source": source, "from": str(folder)})
     if not summary["success"]:
         raise PipelineError(rejection_line(summary))
-    # The few test-image look-alikes a batch may hold (accept.max_test_duplicate_share) stay out of the pool: what
-    # the model learns never repeats what it is tested on.
-    leaked = table["near_duplicate_of_test"].to_numpy() == True  # noqa: E712 (a column of objects: True, False, None)
-    kept = ~leaked
-    labels = np.array([row.label for row in batch.rows], dtype=np.int64)[kept]
-    images, files = batch.images[kept], [row.file for row, keep in zip(batch.rows, kept, strict=True) if keep]
-    summary["classes"] = class_counts(labels, gate.class_names)
+    images, labels, files, left_out = pool_part(batch, table, gate.class_names)
     manifest = {
         "batch": name,
         "source": source,
         "accepted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "from": str(folder),
         "images": len(labels),
-        "classes": summary["classes"],
+        "classes": class_counts(labels, gate.class_names),
         "sha256": checksum(images, labels),
     }
     dvc_file = add_to_pool(gate.pool_dir, images, labels, files, manifest)
-    counts = ", ".join(f"{class_name} {count}" for class_name, count in summary["classes"].items())
-    look_alikes = [
-        f"{file} ({problem})" for file, problem in zip(table["file"][leaked], table["problem"][leaked], strict=True)
-    ]
-    if look_alikes:
-        look_alikes = [f"{name}: left out {len(look_alikes)} image(s) like test images (e.g. {look_alikes[0]})"]
+    counts = ", ".join(f"{class_name} {count}" for class_name, count in manifest["classes"].items())
     return (
         left_out_notes(batch)
-        + look_alikes
+        + left_out
         + [
             f"{name}: accepted {len(labels)} images ({counts}) from source '{source}'; "
             f"commit {dvc_file} and {dvc_file.parent / '.gitignore'} to record it"
         ]
     )
+
+
+def pool_part(batch: IncomingBatch, table: pd.DataFrame, class_names: tuple[str, ...]) -> tuple:
+    """What of an accepted batch joins the pool: images, labels and files, without the few look-alikes of test
+    images (under accept.max_test_duplicate_share) and repeats (under accept.max_duplicate_share) it may hold, so
+    that what the model learns never repeats what it is tested on, and a repeat cannot land in training and in its
+    source's test slice at once; with a line naming what was left out."""
+    # Columns of objects (True, False, None): compared with True, not taken as truth values.
+    leaked = (table["near_duplicate_of_test"] == True).to_numpy()  # noqa: E712
+    repeated = (table["repeated"] == True).to_numpy() & ~leaked  # noqa: E712
+    kept = ~(leaked | repeated)
+    labels = np.array([row.label for row in batch.rows], dtype=np.int64)[kept]
+    files = [row.file for row, keep in zip(batch.rows, kept, strict=True) if keep]
+    notes = []
+    for mask, what in ((leaked, "like test images"), (repeated, "repeating another image")):
+        if mask.any():
+            first = int(np.flatnonzero(mask)[0])
+            example = f"{table['file'][first]} ({table['problem'][first]})"
+            notes.append(f"{batch.name}: left out {int(mask.sum())} image(s) {what} (e.g. {example})")
+    return batch.images[kept], labels, files, notes
 
 
 def left_out_notes(batch: IncomingBatch) -> list[str]:

@@ -69,6 +69,8 @@ def source_accuracies(model, slices: dict[str, tuple[np.ndarray, np.ndarray]], b
     """Accuracy on each new source's test slice, with its standard error (binomial: sqrt(p(1-p)/n))."""
     scores = {}
     for source, (images, labels) in slices.items():
+        if not len(labels):
+            continue  # Keras cannot predict on no images; a slice file written empty by hand says nothing
         predictions = model.predict(images, batch_size=batch_size, verbose=0).argmax(axis=1)
         scores[source] = with_standard_error(float((predictions == labels).mean()), len(labels))
     return scores

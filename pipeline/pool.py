@@ -102,7 +102,8 @@ def split_pool(
     return PoolSplit(
         train=joined(parts["train"]),
         val=joined(parts["val"]),
-        slices={source: joined(pieces) for source, pieces in slices.items()},
+        # A source whose batches so far gave its slice nothing (a batch of one image) has no slice yet.
+        slices={source: joined(pieces) for source, pieces in slices.items() if sum(len(p[1]) for p in pieces)},
         record=record,
     )
 

@@ -164,4 +164,4 @@ def test_summary_links_the_reports_that_exist(tmp_path, metrics):
     assert f"[Evaluation report]({report.resolve().as_uri()})" in text
     assert "Data Docs" not in text  # not produced here, so not linked
     assert "| train | ran | 3.0 |" in text and "| evaluate | up to date | 0.5 |" in text
-    assert "`dvc exp apply brave-owl`" in text
+    assert "`python -m flows.apply_experiment brave-owl`" in text

@@ -120,7 +120,7 @@ def test_a_run_with_overrides_is_an_experiment_with_its_own_reports(override_run
     assert accuracy["value"] == round(json.loads((kept / "evaluate" / "metrics.json").read_text())["accuracy"], 4)
     summary = artifacts["training-run-summary"].data
     assert (kept / "evaluate" / "report.html").resolve().as_uri() in summary
-    assert f"dvc exp apply {flow_run.name}" in summary
+    assert f"python -m flows.apply_experiment {flow_run.name}" in summary
 
 
 def test_reports_carry_the_flow_run_id(first_run, workspace):
