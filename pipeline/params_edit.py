@@ -45,7 +45,18 @@ def round_trip_yaml() -> YAML:
     yaml_round_trip.representer.add_representer(
         type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
     )
+    yaml_round_trip.representer.add_representer(float, _represent_float)
     return yaml_round_trip
+
+
+def _represent_float(representer, value: float):
+    """Floats as YAML 1.1 readers (DVC's, PyYAML) read them back as floats: ruamel writes 1e-7 as `1e-07`, which
+    they take for a string, since YAML 1.1 wants a dot in the mantissa (`1.0e-07`)."""
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        return representer.represent_scalar("tag:yaml.org,2002:float", f"{mantissa}.0e{exponent}")
+    return representer.represent_float(value)
 
 
 def _like(old: Any, new: Any) -> Any:

@@ -48,6 +48,12 @@ def test_overrides_are_applied_to_a_copy_with_comments_kept(params_file):
     assert params_file.read_text() == original
 
 
+@pytest.mark.parametrize("value", [1e-7, 2.5e-12, 0.001, 1e20, 3.0])
+def test_an_overridden_float_reads_back_as_a_float(params_file, value):
+    # ruamel writes 1e-7 as `1e-07`, which DVC's and PyYAML's YAML 1.1 read as a string.
+    assert yaml.safe_load(edited_text(params_file, {"train.learning_rate": value}))["train"]["learning_rate"] == value
+
+
 @pytest.mark.parametrize(
     ("key", "message"),
     [

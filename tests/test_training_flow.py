@@ -223,7 +223,7 @@ def accept_new_kind(workspace: Path, batch: str, count: int) -> None:
     assert accepted.returncode == 0, accepted.stderr
 
 
-def test_monitor_retrains_through_the_gate_once_labelled_data_is_accepted(workspace):
+def test_monitor_retrains_through_the_gate_once_labelled_data_is_accepted(first_run, workspace):
     accept_new_kind(workspace, "inverted-week-1", 600)
     again = drift_monitor(scenario="inversion", workspace=str(workspace))
     assert again["dataset_drift"] and again["labelling_sheet"] is None
@@ -246,7 +246,7 @@ def test_monitor_retrains_through_the_gate_once_labelled_data_is_accepted(worksp
     )
 
 
-def test_a_weak_candidate_is_refused_and_changes_nothing(workspace):
+def test_a_weak_candidate_is_refused_and_changes_nothing(first_run, workspace):
     before = snapshot(workspace)
     state = training_pipeline(
         overrides={"train.learning_rate": 1e-7}, workspace=str(workspace), promote_if_better=True, return_state=True
