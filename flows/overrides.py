@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -14,4 +15,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, separator, value = text.partition("=")
     if not separator or not key.strip():
         raise PipelineError(f"override {text!r} must look like section.key=value")
-    return key.strip(), yaml.safe_load(value)
+    parsed = yaml.safe_load(value)
+    # YAML 1.1 reads `1e-7` (no dot in the mantissa) as a string; a person typing it means a number.
+    if isinstance(parsed, str) and EXPONENT_NUMBER.fullmatch(parsed.strip()):
+        parsed = float(parsed)
+    return key.strip(), parsed
+
+
+EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

@@ -21,6 +21,9 @@ from tests.conftest import REPO_ROOT
         ("train.conv_filters=[8, 16]", ("train.conv_filters", [8, 16])),
         ("train.batch_norm=false", ("train.batch_norm", False)),
         ("ingest.source_dir=/data/fashion", ("ingest.source_dir", "/data/fashion")),
+        # YAML 1.1 would read these as strings.
+        ("train.learning_rate=1e-7", ("train.learning_rate", 1e-7)),
+        ("train.learning_rate=2E-3", ("train.learning_rate", 2e-3)),
     ],
 )
 def test_assignments_read_their_values_as_yaml(text, expected):

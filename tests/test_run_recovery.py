@@ -126,7 +126,8 @@ def test_a_run_killed_in_its_train_stage_is_recovered_by_the_next_run(queued_run
     # Nothing of the killed run is left, and the workspace is as it was: the overrides never touched it.
     assert {name: (workspace / name).read_bytes() for name in before} == before
     assert list(workspace.glob(".dvc/tmp/flow-runs/worktrees/*")) == []
-    [experiment] = [path for path in (workspace / "reports" / "runs").iterdir()]
+    # The last run's reports (the queued runs above kept theirs too: a run beside the model in use keeps them).
+    experiment = max((workspace / "reports" / "runs").iterdir(), key=lambda path: path.stat().st_mtime)
     trained = (experiment / "train" / "history.csv").read_text().splitlines()
     assert len(trained) == 1 + EPOCHS  # a header, then every epoch once: resumed, not restarted or repeated
     assert yaml.safe_load((workspace / "params.yaml").read_text())["train"]["epochs"] == 1
