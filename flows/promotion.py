@@ -10,6 +10,7 @@ and reports stay for a person to look at (reports/runs/<experiment>/) or apply a
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict
@@ -25,12 +26,14 @@ from flows.dvc_stages import StageFailed, apply_experiment, run_streaming, save_
 from flows.isolated_run import RUN_REPORTS
 from flows.summary import read_metrics
 from flows.workspace_slot import runs_dir
+from pipeline.drift_history import append_check, read_history
 from pipeline.params import load_params, read_section
 from pipeline.promotion import Decision, PromoteParams, decide, decision_table
 
 MODEL = Path("models/model.keras")
 APPLY = "`python -m flows.apply_experiment"  # `dvc exp apply`, for a workspace where tuning never ran too
 SLICES = Path("data/prepared/slices")
+CHECKS = Path("reports/drift/checks")
 PREPARED_POOL_RECORD = Path("data/prepared/pool.json")  # the accepted batches a model was trained on
 
 
@@ -98,6 +101,17 @@ def gate(workspace: Path, in_use: dict, candidate_workspace: Path, must_beat: bo
     return decide(in_use, candidate, params, must_beat)
 
 
+def adopt_drift_checks(workspace: Path, candidate_reports: Path) -> None:
+    """The drift checks the candidate's DVC drift stage made (kept with its reports) join the workspace's, so the
+    promoted drift page and index link checks that are there."""
+    ours, theirs = workspace / CHECKS, candidate_reports / "drift" / "checks"
+    known = {entry["id"] for entry in read_history(ours)}
+    for entry in read_history(theirs):
+        if entry["id"] not in known and (theirs / entry["id"]).is_dir():
+            shutil.copytree(theirs / entry["id"], ours / entry["id"])
+            append_check(ours, entry)
+
+
 @task(cache_policy=NO_CACHE)
 def promote(workspace: str, candidate: str, champion: str) -> None:
     """Keep the model in use as experiment `champion`, then make the candidate's params, model and reports current."""
@@ -109,6 +123,7 @@ def promote(workspace: str, candidate: str, champion: str) -> None:
         # Whatever the failed apply changed, the model in use comes back whole.
         apply_experiment(root, champion, flow_run.id, echo)
         raise
+    adopt_drift_checks(root, root / RUN_REPORTS / candidate)
 
 
 def decision_line(decision: Decision, candidate: str) -> str:

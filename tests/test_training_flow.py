@@ -1,6 +1,7 @@
 """The training flow for real: Prefect's test server, DVC, the real data, a model that trains in seconds."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -239,6 +240,10 @@ def test_monitor_retrains_through_the_gate_once_labelled_data_is_accepted(first_
     assert metrics["sources"]["inverted-week-1"]["accuracy"] == decision["rows"][1]["candidate"]
     lineage = json.loads((workspace / "reports" / "evaluate" / "lineage.json").read_text())
     assert lineage["accepted batches"].startswith("inverted-week-1 (inverted-week-1, sha256:")
+    # The promoted index links the checks the candidate's drift stage made: they joined the workspace's.
+    index = (workspace / "reports" / "index.html").read_text()
+    linked = re.findall(r'href="(drift/checks/[^"]+)"', index)
+    assert linked and all((workspace / "reports" / link).exists() for link in linked)
     artifacts = read_artifacts(retraining.id)
     assert (
         "promoted" in artifacts["promotion-decision"].data
