@@ -35,6 +35,7 @@ bench: setup
 	python bench/predict_speed.py
 	python bench/unfamiliarity_methods.py
 	python bench/predict_real_pictures.py
+	python bench/continuous_training.py
 
 setup: system-packages node $(VENV)/.installed node_modules/.package-lock.json
 
