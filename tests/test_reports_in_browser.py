@@ -138,12 +138,13 @@ def test_the_index_links_every_report_with_its_lineage(default_pipeline, browser
     missing = [target for target in targets if not Path(target).is_file()]
     assert missing == []
     sections = page.locator("section")
-    assert sections.count() == 7
+    assert sections.count() == 8
     for index in range(5):
         text = sections.nth(index).inner_text()
         assert "git revision" in text and "fashion_mnist sha256:" in text and "params" in text, text
     assert "dvc repro tuning/dvc.yaml" in sections.nth(5).inner_text()
     assert "no drift in 10000 images" in sections.nth(6).inner_text()
+    assert "Accepted batches" in sections.nth(7).inner_text() and "None yet" in sections.nth(7).inner_text()
     page.get_by_role("link", name="Evaluation", exact=True).click()
     page.wait_for_load_state("load")
     assert page.title() == "Evaluation on the test set"
