@@ -34,9 +34,9 @@ from new_kind import DEFAULT_VARIANT, VARIANTS, converted, new_kind_pictures
 from PIL import Image
 from workspace import scratch_copy, use_this_environment
 
-from pipeline.datasets import dataset_spec, load_raw_split
-from pipeline.model import load_model
-from pipeline.prepared import reserved_indices
+from pipeline.data.datasets import dataset_spec, load_raw_split
+from pipeline.data.preprocessing import reserved_indices
+from pipeline.model.network import load_model
 
 SOURCE = "textured-photos"
 # What must stay byte-identical when the gate refuses a candidate.
@@ -150,7 +150,9 @@ def main() -> None:
     incoming = root / "data" / "incoming" / "new-kind-1"
     write_pictures(incoming, pictures[3 * checks :], kept_labels[3 * checks :])
     output, _ = run(
-        [python, "-m", "pipeline.stages.accept", "data/incoming/new-kind-1", "--source", SOURCE], root, "fashion-accept"
+        [python, "-m", "pipeline.commands.accept", "data/incoming/new-kind-1", "--source", SOURCE],
+        root,
+        "fashion-accept",
     )
     print(f"  {output.strip().splitlines()[-1]}")
 

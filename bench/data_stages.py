@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from workspace import REPO_ROOT, scratch_copy, timed, use_this_environment
 
-from pipeline.ingestion import IngestParams
+from pipeline.data.ingestion import IngestParams
 from pipeline.params import load_params
 
 STAGES = ("ingest", "validate", "preprocess")

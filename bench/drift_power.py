@@ -2,18 +2,18 @@
 
 The protocol of Rabanser, Guennemann and Lipton, "Failing Loudly: An Empirical Study of Methods for Detecting
 Dataset Shift" (NeurIPS 2019), on the real data: batches of 10 to 5,000 of the 10,000 test images, checked against
-the reference features (data/drift/reference.npz, the validation split), with
+the reference features (data/drift_reference/reference.npz, the validation split), with
 - Gaussian noise of sd 1, 10 and 100 (0-255 scale), and small, medium and large image shifts (random rotation,
   translation and zoom; random horizontal flips for medium and large), each on 0.1, 0.5 or all of the batch;
 - knockout: 0.1, 0.5 or all of class 0 removed from the test images before the batch is drawn;
-- the project's own scenarios (pipeline/shifts.py) at their default strengths;
+- the project's own scenarios (pipeline/drift/shifts.py) at their default strengths;
 - clean batches, for the false-alarm rate and its 95% upper bound (Clopper-Pearson).
-Every batch gets the project's verdict (pipeline/drift_tests.py, calibrated on the reference; min_batch is not
+Every batch gets the project's verdict (pipeline/drift/stat_tests.py, calibrated on the reference; min_batch is not
 applied, so every size gets a verdict) and, as the bare reference, the paper's best detector, BBSDs: a KS test on
 each softmax output, drift when any p <= alpha / classes.
 The features of every image are computed once (a shifted copy of the whole test set per shift), so each verdict
 is numpy and scipy on cached rows. Run `dvc repro` first (it needs models/model.keras, data/prepared/ and
-data/drift/reference.npz).
+data/drift_reference/reference.npz).
 
     python bench/drift_power.py [--repetitions N] [--clean-batches N] [--scenario-repetitions N]
                                 [--resamples N] [--seed N] [--csv PATH]
@@ -32,14 +32,14 @@ import pandas as pd
 from scipy import ndimage, stats
 from workspace import REPO_ROOT
 
-from pipeline.datasets import dataset_spec
-from pipeline.drift_features import fit_components, image_features, load_features
-from pipeline.drift_params import DriftParams
-from pipeline.drift_tests import FeatureMatrix, calibrate, feature_matrix, judge_batch, ks_distances, ks_p_values
-from pipeline.model import load_model
+from pipeline.data.datasets import dataset_spec
+from pipeline.data.preprocessing import load_arrays
+from pipeline.drift.features import fit_components, image_features, load_features
+from pipeline.drift.params import DriftParams
+from pipeline.drift.shifts import SCENARIOS, apply_shift
+from pipeline.drift.stat_tests import FeatureMatrix, calibrate, feature_matrix, judge_batch, ks_distances, ks_p_values
+from pipeline.model.network import load_model
 from pipeline.params import load_params
-from pipeline.prepared import load_arrays
-from pipeline.shifts import SCENARIOS, apply_shift
 
 SIZES = (10, 20, 50, 100, 200, 500, 1000, 5000)
 SHARES = (0.1, 0.5, 1.0)  # of the batch's images shifted; for knockout, of class 0 removed
@@ -277,7 +277,7 @@ def main() -> None:
     parser.add_argument("--csv", help="write every batch's results to this CSV file")
     arguments = parser.parse_args()
     if not (REPO_ROOT / "data" / "drift" / "reference.npz").exists():
-        sys.exit("drift_power: error: data/drift/reference.npz not found; run `dvc repro` first")
+        sys.exit("drift_power: error: data/drift_reference/reference.npz not found; run `dvc repro` first")
     start, seconds = time.perf_counter(), defaultdict(float)
     bench = Bench(arguments, seconds)
     rng = np.random.default_rng(arguments.seed)

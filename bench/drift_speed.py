@@ -5,7 +5,7 @@ monitor run it) on 10,000 and on 100 test images against the cached reference fe
 starting Python and importing the stage's modules, and the drift_reference stage (features and the verdict's
 null), beside a bare reference measured in the same run: model.predict over the same images.
 Target: the drift stage on 10,000 images within 20 s here. Run `dvc repro` first (it needs models/model.keras,
-data/prepared/ and data/drift/).
+data/prepared/ and data/drift_reference/).
 
     python bench/drift_speed.py
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from workspace import REPO_ROOT, timed, use_this_environment
 
-from pipeline.model import load_model
-from pipeline.prepared import load_arrays
+from pipeline.data.preprocessing import load_arrays
+from pipeline.model.network import load_model
 
 
 def drift_command(current: Path, scratch: Path) -> list[str]:
@@ -33,9 +33,9 @@ def drift_command(current: Path, scratch: Path) -> list[str]:
         "--model",
         "models/model.keras",
         "--reference",
-        "data/drift/reference.npz",
+        "data/drift_reference/reference.npz",
         "--calibration",
-        "data/drift/calibration.npz",
+        "data/drift_reference/calibration.npz",
         "--current",
         str(current),
         "--manifest",
@@ -56,7 +56,7 @@ def bare_predict_seconds(model, images: np.ndarray) -> float:
 def main() -> None:
     use_this_environment()
     if not (REPO_ROOT / "data" / "drift" / "calibration.npz").exists():
-        sys.exit("drift_speed: error: data/drift/calibration.npz not found; run `dvc repro` first")
+        sys.exit("drift_speed: error: data/drift_reference/calibration.npz not found; run `dvc repro` first")
     model = load_model(REPO_ROOT / "models" / "model.keras")
     images, _ = load_arrays(REPO_ROOT / "data" / "prepared" / "test.npz")
     scratch = Path(tempfile.mkdtemp(prefix="bench-drift-"))

@@ -2,7 +2,7 @@
 
 Everything is built offline and seeded: scikit-learn's bundled handwritten digits, letters drawn with Pillow's
 built-in font, random noise, and crops of scikit-image's bundled sample photographs (these go through the
-project's picture conversion, pipeline.images.load_batch, the way a user's photo would).
+project's picture conversion, pipeline.pictures.batches.load_batch, the way a user's photo would).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from pipeline.images import load_batch
+from pipeline.pictures.batches import load_batch
 
 SIDE = 28
 # scikit-image's sample photographs shipped in its wheel (no download); horse is a silhouette, text a scan.

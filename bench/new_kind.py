@@ -4,7 +4,7 @@ close to the surface's own brightness, saved as JPEG.
 
 Each picture is built from a 28x28 Fashion-MNIST image (its brightness read as how dark the garment is, as in
 bench/product_photos.py), so its label is known. The pipeline's own conversion (find the item, crop, 28x28:
-pipeline/images.py) handles these pictures, but what it hands the model differs from the training images: the
+pipeline/pictures/batches.py) handles these pictures, but what it hands the model differs from the training images: the
 garment is fainter, tilted and smaller in its frame, with the cloth's and the table's grain on and around it.
 The model in use is clearly less accurate on them than on its validation images, yet they stay garments a person
 recognises, so labelling some and retraining on them can close part of the gap.
@@ -31,7 +31,7 @@ from PIL import Image
 from product_photos import TINT, item_darkness
 from scipy import ndimage
 
-from pipeline.images import picture_to_image
+from pipeline.pictures.convert import picture_to_image
 
 CANVAS = 320  # pixels, square
 
@@ -175,8 +175,8 @@ def save_grid(originals: np.ndarray, pictures: list[np.ndarray], images: np.ndar
 def main() -> None:
     from workspace import REPO_ROOT
 
-    from pipeline.model import load_model
-    from pipeline.prepared import load_prepared
+    from pipeline.data.preprocessing import load_prepared
+    from pipeline.model.network import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000, help="validation images made into pictures")

@@ -28,11 +28,11 @@ from product_photos import BACKGROUNDS, FILLS, JPEG_QUALITY, product_photo
 from sklearn.metrics import roc_auc_score
 from workspace import REPO_ROOT
 
-from pipeline.images import load_batch
-from pipeline.model import load_model, with_embedding_output
-from pipeline.prepared import load_arrays
-from pipeline.unfamiliarity import load as load_unfamiliarity
-from pipeline.unfamiliarity import scores
+from pipeline.data.preprocessing import load_arrays
+from pipeline.model.network import load_model, with_embedding_output
+from pipeline.model.unfamiliarity import load as load_unfamiliarity
+from pipeline.model.unfamiliarity import scores
+from pipeline.pictures.batches import load_batch
 
 FORMATS = ("png", "jpeg")
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from PIL import Image
 from workspace import REPO_ROOT, timed
 
-from pipeline.images import load_batch
-from pipeline.model import load_model, with_embedding_output
-from pipeline.prediction import class_probabilities
-from pipeline.prepared import load_arrays
-from pipeline.unfamiliarity import load as load_unfamiliarity
-from pipeline.unfamiliarity import scores
+from pipeline.data.preprocessing import load_arrays
+from pipeline.model.network import load_model, with_embedding_output
+from pipeline.model.prediction import class_probabilities
+from pipeline.model.unfamiliarity import load as load_unfamiliarity
+from pipeline.model.unfamiliarity import scores
+from pipeline.pictures.batches import load_batch
 
 BATCH_SIZE = 256  # the command's default
 PICTURES = 1000
@@ -89,7 +89,7 @@ def main() -> None:
         show(f"single image (one PNG per call, {SINGLES} calls)", SINGLES, single, bare)
         print(f"  {single / SINGLES * 1000:.1f} ms per image (bare {bare / SINGLES * 1000:.1f} ms)")
 
-        command = [sys.executable, "-m", "pipeline.stages.predict", "--model", "models/model.keras", str(singles[0])]
+        command = [sys.executable, "-m", "pipeline.commands.predict", "--model", "models/model.keras", str(singles[0])]
         process = statistics.median(timed(command, REPO_ROOT) for _ in range(repeats))
         print(f"whole command for one picture (new process, TensorFlow and model loading included): {process:.1f} s")
 

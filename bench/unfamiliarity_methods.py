@@ -6,14 +6,15 @@ Methods (higher = more unfamiliar), all from one prediction pass per image set:
 - Mahalanobis: to the nearest class mean under a shared covariance (Lee et al. 2018);
 - relative Mahalanobis: minus the distance under one Gaussian of all training embeddings (Ren et al. 2021);
 - kNN: distance to the k-th nearest L2-normalised training embedding (Sun et al. 2022), over 10,000 of them;
-- sums of scores standardised on the validation images, and pipeline/unfamiliarity.py's score (Mahalanobis +
+- sums of scores standardised on the validation images, and pipeline/model/unfamiliarity.py's score (Mahalanobis +
   energy, each standardised on the training images).
 Each threshold flags 5% of the validation split. Columns: share of the test split flagged (should be ~5%), AUROC
 with the test images as negatives against each foreign set of bench/foreign_pictures.py, and the share flagged of
 1,000 test images made into product photos (inverted to dark on white, saved as 64x64 RGB PNG files, read back
-through pipeline.images.load_batch), also with load_batch's crop turned off. Last, for the recommended score, how
-many of those photos it flags among the ones the conversion gave back close to the test image they were made from,
-and among the rest: what a share above 5% is owed to. Needs models/model.keras and data/prepared/ (`dvc repro`).
+through pipeline.pictures.batches.load_batch), also with load_batch's crop turned off. Last, for the recommended
+score, how many of those photos it flags among the ones the conversion gave back close to the test image they were
+made from, and among the rest: what a share above 5% is owed to. Needs models/model.keras and data/prepared/
+(`dvc repro`).
 
     python bench/unfamiliarity_methods.py [--seed N]
 """
@@ -32,10 +33,10 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 from workspace import REPO_ROOT
 
-from pipeline import unfamiliarity
-from pipeline.images import load_batch
-from pipeline.model import load_model, output_weights, with_embedding_output
-from pipeline.prepared import load_arrays
+from pipeline.data.preprocessing import load_arrays
+from pipeline.model import unfamiliarity
+from pipeline.model.network import load_model, output_weights, with_embedding_output
+from pipeline.pictures.batches import load_batch
 
 FLAG_RATE = 0.05
 PRODUCT_PHOTOS = 1000

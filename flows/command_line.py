@@ -6,6 +6,7 @@ command-line run starts is one of the run's processes: if the run is killed, the
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import logging
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from flows.dvc_stages import StageFailed
-from flows.workspace import claimed_workspace
+from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
 from pipeline.errors import PipelineError
 
 Result = TypeVar("Result")
@@ -53,6 +54,17 @@ def quiet_known_failures() -> None:
                 isinstance(existing, KnownFailureFilter) for existing in handler.filters
             ):
                 handler.addFilter(KnownFailureFilter())
+
+
+def add_workspace_options(parser: argparse.ArgumentParser) -> None:
+    """The options every flow's command line takes: which repository to run in, and how long to queue for it."""
+    parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
+    parser.add_argument(
+        "--wait-minutes",
+        type=float,
+        default=DEFAULT_WAIT_MINUTES,
+        help="how long to wait for a run that is using the workspace (default: %(default)s)",
+    )
 
 
 def run_flow_command(program: str, workspace: str, wait_minutes: float, start: Callable[[], Result]) -> Result:

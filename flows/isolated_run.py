@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from flows.artifacts import CHECKPOINT, DRIFT_HISTORY
 from flows.dvc_stages import StageFailed, run_dvc, save_experiment
 from flows.workspace_slot import runs_dir
 from pipeline.files import atomic_path
@@ -29,8 +30,7 @@ RUN_REPORTS = Path("reports/runs")
 LINKED_FROM_WORKSPACE = ("node_modules", "reports/accept")
 # Records no run replaces (not DVC outputs), which a stage reads: copied, so the run's report index shows the same
 # drift history as the workspace's and is up to date when nothing else changed.
-COPIED_FROM_WORKSPACE = (Path("reports/drift/checks/history.jsonl"),)
-CHECKPOINT = Path("models/checkpoint")
+COPIED_FROM_WORKSPACE = (DRIFT_HISTORY,)
 
 
 def worktrees_dir(workspace: Path) -> Path:

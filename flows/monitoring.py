@@ -17,20 +17,19 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.command_line import run_flow_command
+from flows.artifacts import DRIFT_CHECKS, MODEL, POOL, PREPARED_POOL_RECORD
+from flows.command_line import add_workspace_options, run_flow_command
 from flows.dvc_stages import run_streaming
-from flows.promotion import MODEL, PREPARED_POOL_RECORD, refused_batches
-from flows.training import WORKSPACE, run_stage, training_pipeline
-from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
-from pipeline.drift_history import drifted_in_a_row, poolable, read_history
-from pipeline.drift_params import DriftParams
-from pipeline.labelling import SHEET
+from flows.promotion import refused_batches
+from flows.training import run_stage, training_pipeline
+from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
+from pipeline.accept.labelling import SHEET
+from pipeline.data.pool import unseen_batches
+from pipeline.drift.history import drifted_in_a_row, poolable, read_history
+from pipeline.drift.params import DriftParams
 from pipeline.params import load_params, read_section
-from pipeline.pool import unseen_batches
 
-POOL = Path("data/pool")
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
-CHECKS_DIR = Path("reports/drift/checks")
 DRIFT_STAGE = "drift"
 INDEX_STAGE = "report_index"
 # Rebuilt only when the model changed: the features of the reference split the checks compare with.
@@ -69,7 +68,7 @@ def check_batch(workspace: str, batches: list[str], check_id: str, options: list
     root = Path(workspace)
     command = check_command(root, [Path(batch) for batch in batches], check_id, options)
     run_streaming(command, root, DRIFT_STAGE, str(flow_run.id), get_run_logger().info)
-    return json.loads((root / CHECKS_DIR / check_id / "summary.json").read_text())
+    return json.loads((root / DRIFT_CHECKS / check_id / "summary.json").read_text())
 
 
 def dataset_name(root: Path) -> str:
@@ -84,7 +83,7 @@ def shift_options(scenario: str | None, strength: float | None) -> list[str]:
 def pool_small_batches(root: Path, params: DriftParams, summary: dict) -> dict:
     """After an inconclusive check: the recent inconclusive checks' images pooled into one check, once they are
     enough; otherwise the inconclusive summary as it is."""
-    members = poolable(read_history(root / CHECKS_DIR), datetime.now(UTC), params.window_days)
+    members = poolable(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
     pooled_images = sum(member["images"] for member in members)
     get_run_logger().info(
         "inconclusive: %d image(s) pooled from %d check(s) in the last %d days, %d needed",
@@ -95,7 +94,7 @@ def pool_small_batches(root: Path, params: DriftParams, summary: dict) -> dict:
     )
     if pooled_images < params.min_batch:
         return summary
-    batches = [str(root / CHECKS_DIR / member["batch_file"]) for member in members]
+    batches = [str(root / DRIFT_CHECKS / member["batch_file"]) for member in members]
     check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}-pooled"
     return check_batch(str(root), batches, check_id, ["--pooled", *(member["id"] for member in members)])
 
@@ -157,7 +156,7 @@ def respond_to_drift(root: Path, summary: dict, retrain: bool) -> None:
         summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
         retraining.result()  # a failed retraining fails the monitor run too
         return
-    check = root / CHECKS_DIR / summary["check"]["id"]
+    check = root / DRIFT_CHECKS / summary["check"]["id"]
     sheet = write_labelling_sheet(str(root), str(check))
     summary["labelling_sheet"] = str(sheet)
     why = "no accepted data the model has not seen" if retrain else "retraining is off"
@@ -172,9 +171,9 @@ def respond_to_drift(root: Path, summary: dict, retrain: bool) -> None:
 
 @task(cache_policy=NO_CACHE)
 def write_labelling_sheet(workspace: str, check: str) -> Path:
-    """The drifted check's images as a folder to label, least confident first (pipeline/labelling.py)."""
+    """The drifted check's images as a folder to label, least confident first (pipeline/accept/labelling.py)."""
     root, out = Path(workspace), Path(check) / "labelling"
-    command = [sys.executable, "-m", "pipeline.stages.labelling_sheet", "--model", str(root / MODEL)]
+    command = [sys.executable, "-m", "pipeline.commands.labelling_sheet", "--model", str(root / MODEL)]
     command += ["--images", str(Path(check) / "batch.npz"), "--out", str(out), "--dataset", dataset_name(root)]
     run_streaming(command, root, "labelling_sheet", str(flow_run.id), get_run_logger().info)
     return out / SHEET
@@ -207,9 +206,9 @@ def drift_monitor(
         summary = check_batch(str(root), [str(batch_path)], check_id, shift_options(scenario, strength))
         if summary["verdict"] == "inconclusive":
             summary = pool_small_batches(root, params, summary)
-        in_a_row = drifted_in_a_row(read_history(root / CHECKS_DIR), datetime.now(UTC), params.window_days)
+        in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
         summary["drifted_in_a_row"] = in_a_row
-        publish_drift(root / CHECKS_DIR / summary["check"]["id"], in_a_row, params.retrain_after)
+        publish_drift(root / DRIFT_CHECKS / summary["check"]["id"], in_a_row, params.retrain_after)
         run_stage(INDEX_STAGE, str(root))  # the index shows the latest check and the trend
         if retrain_on_drift is None:
             retrain_on_drift = params.retrain_on_drift
@@ -226,13 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", help="simulate a shift of the batch: brightness, contrast, noise, ...")
     parser.add_argument("--strength", type=float, help="the shift's strength (default: the scenario's)")
     parser.add_argument("--no-retrain", action="store_true", help="never start the training pipeline")
-    parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
-    parser.add_argument(
-        "--wait-minutes",
-        type=float,
-        default=DEFAULT_WAIT_MINUTES,
-        help="how long to wait for a run that is using the workspace (default: %(default)s)",
-    )
+    add_workspace_options(parser)
     arguments = parser.parse_args(argv)
     run_flow_command(
         "drift-monitor",

@@ -22,19 +22,16 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.artifacts import DRIFT_CHECKS, MODEL, SLICES
 from flows.dvc_stages import StageFailed, apply_experiment, run_streaming, save_experiment
 from flows.isolated_run import RUN_REPORTS
 from flows.summary import read_metrics
 from flows.workspace_slot import runs_dir
-from pipeline.drift_history import append_check, read_history
+from pipeline.drift.history import append_check, read_history
+from pipeline.evaluation.promotion import Decision, PromoteParams, decide, decision_table
 from pipeline.params import load_params, read_section
-from pipeline.promotion import Decision, PromoteParams, decide, decision_table
 
-MODEL = Path("models/model.keras")
 APPLY = "`python -m flows.apply_experiment"  # `dvc exp apply`, for a workspace where tuning never ran too
-SLICES = Path("data/prepared/slices")
-CHECKS = Path("reports/drift/checks")
-PREPARED_POOL_RECORD = Path("data/prepared/pool.json")  # the accepted batches a model was trained on
 
 
 def model_in_use(workspace: Path) -> dict | None:
@@ -52,7 +49,7 @@ def score_model_in_use(workspace: str, slices: str) -> dict:
     root = Path(workspace)
     with tempfile.TemporaryDirectory(dir=runs_dir(root)) as scratch:
         out = Path(scratch) / "scores.json"
-        command = [sys.executable, "-m", "pipeline.stages.score_sources", "--model", str(root / MODEL)]
+        command = [sys.executable, "-m", "pipeline.commands.score_sources", "--model", str(root / MODEL)]
         command += ["--slices", slices, "--out", str(out)]
         run_streaming(command, root, "score_sources", str(flow_run.id), get_run_logger().info)
         return json.loads(out.read_text())
@@ -104,7 +101,7 @@ def gate(workspace: Path, in_use: dict, candidate_workspace: Path, must_beat: bo
 def adopt_drift_checks(workspace: Path, candidate_reports: Path) -> None:
     """The drift checks the candidate's DVC drift stage made (kept with its reports) join the workspace's, so the
     promoted drift page and index link checks that are there."""
-    ours, theirs = workspace / CHECKS, candidate_reports / "drift" / "checks"
+    ours, theirs = workspace / DRIFT_CHECKS, candidate_reports / "drift" / "checks"
     known = {entry["id"] for entry in read_history(ours)}
     for entry in read_history(theirs):
         if entry["id"] not in known and (theirs / entry["id"]).is_dir():

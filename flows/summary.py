@@ -5,19 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flows.artifacts import EVALUATION_METRICS, PER_CLASS_METRICS, REPORT_PAGES
 from flows.dvc_stages import StageRun
 
-EVALUATION_METRICS = Path("reports/evaluate/metrics.json")
-PER_CLASS_METRICS = Path("reports/evaluate/per_class.json")
-# The reports a person opens after a run, by title; only those that exist are linked.
-REPORTS = {
-    "All reports, with their lineage": Path("reports/index.html"),
-    "Evaluation report": Path("reports/evaluate/report.html"),
-    "Model card": Path("reports/evaluate/model_card.html"),
-    "Data validation (Great Expectations Data Docs)": Path("reports/validate/data_docs/index.html"),
-    "Learning curve": Path("reports/train/learning_curve.png"),
-    "Sample training images": Path("reports/preprocess/sample_grid.png"),
-}
 OVERALL = ("accuracy", "macro_f1", "loss")
 PER_CLASS = ("precision", "recall", "f1")
 
@@ -81,7 +71,7 @@ def summary_markdown(
     lines = ["## Stages", "", "| stage | result | seconds |", "|---|---|---|"]
     lines += [f"| {run.stage} | {'ran' if run.ran else 'up to date'} | {run.seconds} |" for run in stage_runs]
     lines += ["", "## Reports", ""]
-    for title, relative in REPORTS.items():
+    for title, relative in REPORT_PAGES.items():
         path = (reports_dir / relative.relative_to("reports")).resolve()
         if path.exists():
             lines.append(f"- [{title}]({path.as_uri()}) `{path}`")

@@ -17,19 +17,18 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.command_line import run_flow_command
+from flows.artifacts import PREPARED_POOL_RECORD
+from flows.command_line import add_workspace_options, run_flow_command
 from flows.dvc_stages import StageRun, has_commit, pipeline_stages, reproduce_stage
 from flows.isolated_run import RUN_REPORTS, isolated_run
 from flows.overrides import parse_assignment
-from flows.promotion import PREPARED_POOL_RECORD, gate, model_changed, model_in_use, promote, publish_decision
+from flows.promotion import gate, model_changed, model_in_use, promote, publish_decision
 from flows.summary import metrics_table, read_metrics, summary_markdown
-from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
+from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
+from pipeline.data.pool import read_pool_record
 from pipeline.errors import PipelineError
+from pipeline.evaluation.promotion import Decision
 from pipeline.params_edit import edited_text
-from pipeline.pool import read_pool_record
-from pipeline.promotion import Decision
-
-WORKSPACE = Path(__file__).resolve().parents[1]
 
 
 @task(task_run_name="{stage}", cache_policy=NO_CACHE)
@@ -151,13 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE",
         help="override a params.yaml key for this run, e.g. --set train.epochs=20 (repeatable)",
     )
-    parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
-    parser.add_argument(
-        "--wait-minutes",
-        type=float,
-        default=DEFAULT_WAIT_MINUTES,
-        help="how long to wait for a run that is using the workspace (default: %(default)s)",
-    )
+    add_workspace_options(parser)
     parser.add_argument(
         "--promote",
         action="store_true",

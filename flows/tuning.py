@@ -18,16 +18,16 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from flows.command_line import run_flow_command
+from flows.artifacts import BEST_PARAMS
+from flows.command_line import add_workspace_options, run_flow_command
 from flows.dvc_stages import has_commit
 from flows.summary import read_metrics
-from flows.training import WORKSPACE, candidate_run, run_stage, training_pipeline
-from flows.workspace import DEFAULT_WAIT_MINUTES, claimed_workspace
-from pipeline.adoption import read_best
+from flows.training import candidate_run, run_stage, training_pipeline
+from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
 from pipeline.errors import PipelineError
+from pipeline.tuning.adoption import read_best
 
 TUNE_STAGE = "tuning/dvc.yaml:tune"
-BEST_PARAMS = Path("reports/tune/best_params.yaml")
 COMPARED = ("accuracy", "macro_f1", "loss")
 
 
@@ -87,13 +87,7 @@ def tune_and_decide(root: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.tuning", description=tuning_pipeline.__doc__)
-    parser.add_argument("--workspace", default=str(WORKSPACE), help="the repository to run in (default: this one)")
-    parser.add_argument(
-        "--wait-minutes",
-        type=float,
-        default=DEFAULT_WAIT_MINUTES,
-        help="how long to wait for a run that is using the workspace (default: %(default)s)",
-    )
+    add_workspace_options(parser)
     arguments = parser.parse_args(argv)
     result = run_flow_command(
         "tuning-pipeline",

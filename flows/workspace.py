@@ -10,6 +10,8 @@ from flows.dvc_stages import stages_end_on_stop_signals
 from flows.isolated_run import remove_leftover_worktrees
 from flows.workspace_slot import workspace_slot
 
+# The repository the flows run in unless told another: this checkout.
+WORKSPACE = Path(__file__).resolve().parents[1]
 # Long enough for a tuning run ahead in the queue (about 70 minutes here) and a training run after it.
 DEFAULT_WAIT_MINUTES = 240.0
 

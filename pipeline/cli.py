@@ -1,4 +1,5 @@
-"""What every entry point in pipeline/stages/ shares: parse paths, run, turn failures into one line and exit 1."""
+"""What every entry point in pipeline/stages/ and pipeline/commands/ shares: parse paths, run, turn failures into one
+line and exit 1."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def run_command(
 ) -> None:
     """Run the stage or command `name`'s `work` with arguments from `configure`, exiting non-zero with a one-line
     reason."""
-    parser = argparse.ArgumentParser(prog=f"python -m pipeline.stages.{name}")
+    parser = argparse.ArgumentParser(prog=program_name(name))
     parser.add_argument(
         "--params", default=Path("params.yaml"), type=Path, help="the params file (default: %(default)s)"
     )
@@ -32,6 +33,14 @@ def run_command(
         # File-system failures name their file; that is the useful part for the user.
         where = f"{error.filename}: " if error.filename else ""
         _exit(name, f"{where}{error.strerror or error}")
+
+
+def program_name(name: str) -> str:
+    """How the user started it, for its usage line: `python -m <module>`, or an installed script's name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("pipeline."):
+        return f"python -m {spec.name}"
+    return Path(sys.argv[0]).name or name
 
 
 def _exit(stage: str, message: str) -> None:

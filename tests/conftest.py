@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.datasets import FILE_NAMES
-from pipeline.idx import write_idx
+from pipeline.data.datasets import FILE_NAMES
+from pipeline.data.idx import write_idx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Prefect's home (database, logs) for the tests is their own, not the project's .prefect/; set before
@@ -106,8 +106,8 @@ def write_params(tmp_path, repo_params):
 @pytest.fixture(scope="session")
 def real_raw_dir(tmp_path_factory) -> Path:
     """The real Fashion-MNIST, ingested and verified from the system copy (Debian's dataset-fashion-mnist)."""
-    from pipeline.datasets import dataset_spec
-    from pipeline.ingestion import IngestParams, choose_source, ingest_dataset
+    from pipeline.data.datasets import dataset_spec
+    from pipeline.data.ingestion import IngestParams, choose_source, ingest_dataset
     from pipeline.params import load_params
 
     params = load_params(IngestParams, REPO_ROOT / "params.yaml")
@@ -162,7 +162,7 @@ TINY_TRAIN = {
 @pytest.fixture
 def prepared_dir(tmp_path) -> Path:
     """train/val/test .npz of the square task, in the layout the preprocess stage writes."""
-    from pipeline.prepared import save_arrays
+    from pipeline.data.preprocessing import save_arrays
 
     directory = tmp_path / "prepared"
     directory.mkdir()

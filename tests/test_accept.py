@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.idx import write_idx
-from pipeline.near_duplicates import nearest_matches, reference
-from pipeline.prepared import save_arrays
-from pipeline.stages.accept import main
+from pipeline.accept.near_duplicates import nearest_matches, reference
+from pipeline.commands.accept import main
+from pipeline.data.idx import write_idx
+from pipeline.data.preprocessing import save_arrays
 from tests.conftest import REPO_ROOT, run
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -271,7 +271,7 @@ def test_a_copy_of_an_image_is_told_from_a_different_item_of_the_same_kind():
 
 
 def test_a_labelling_sheet_labelled_from_the_top_is_accepted_pixel_for_pixel(workspace, tmp_path, capsys):
-    from pipeline.labelling import write_labelling_sheet
+    from pipeline.accept.labelling import write_labelling_sheet
 
     sheet_dir = tmp_path / "sheet-1"
     sheet_dir.mkdir()

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.drift_check import compare
-from pipeline.drift_features import image_features, pixel_statistics
-from pipeline.drift_params import DriftParams
-from pipeline.model import TrainParams, build_model, with_flip_averaging
+from pipeline.drift.check import compare
+from pipeline.drift.features import image_features, pixel_statistics
+from pipeline.drift.params import DriftParams
+from pipeline.drift.shifts import apply_shift
+from pipeline.model.network import build_model, with_flip_averaging
+from pipeline.model.training import TrainParams
 from pipeline.params import ParamsError, load_params
-from pipeline.shifts import apply_shift
 from pipeline.stages import drift, drift_reference
 from tests.conftest import REPO_ROOT, TINY_TRAIN, set_keys, square_images
 
@@ -87,7 +88,7 @@ def test_bad_drift_params_name_the_key(write_params, key, value, message):
 @pytest.fixture(scope="module")
 def stage_files(tmp_path_factory, tiny_params):
     """An untrained tiny model and 1,000 square images per split, as the stages read them."""
-    from pipeline.prepared import save_arrays
+    from pipeline.data.preprocessing import save_arrays
 
     root = tmp_path_factory.mktemp("drift")
     (root / "prepared").mkdir()
@@ -169,7 +170,7 @@ def test_stage_finds_no_drift_in_a_clean_batch_and_drift_in_an_inverted_one(stag
 
 
 def test_every_check_keeps_its_folder_and_a_line_of_history(stage_files, tiny_params, tmp_path):
-    from pipeline.drift_history import read_history
+    from pipeline.drift.history import read_history
 
     before = len(read_history(stage_files / "checks"))
     summary = run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz", extra=["--check-id", "kept"])

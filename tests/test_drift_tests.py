@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline.drift_history import drifted_in_a_row, poolable
-from pipeline.drift_tests import (
+from pipeline.drift.history import drifted_in_a_row, poolable
+from pipeline.drift.stat_tests import (
     FeatureMatrix,
     calibrate,
     calibrated_threshold,

@@ -6,12 +6,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline.datasets import dataset_spec
+from pipeline.data.datasets import dataset_spec
+from pipeline.data.preprocessing import load_prepared, save_arrays
 from pipeline.errors import PipelineError
-from pipeline.evaluation import compute_metrics, confident_mistakes
-from pipeline.model import load_model
-from pipeline.model_card import confused_pairs
-from pipeline.prepared import load_prepared, save_arrays
+from pipeline.evaluation.model_card import confused_pairs
+from pipeline.evaluation.scoring import compute_metrics, confident_mistakes
+from pipeline.model.network import load_model
 from tests.conftest import REPO_ROOT, TINY_TRAIN, run_unfamiliarity
 from tests.test_train import run_train
 

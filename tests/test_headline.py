@@ -6,7 +6,7 @@ import json
 import pytest
 
 from flows.summary import read_metrics
-from pipeline.headline import drift_headline, evaluation_headline, validation_headline
+from pipeline.reports.headline import drift_headline, evaluation_headline, validation_headline
 
 PER_CLASS = {"Trouser": {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2}}
 

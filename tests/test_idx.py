@@ -4,8 +4,8 @@ import struct
 import numpy as np
 import pytest
 
+from pipeline.data.idx import encode_idx, parse_idx, read_idx, write_idx
 from pipeline.errors import PipelineError
-from pipeline.idx import encode_idx, parse_idx, read_idx, write_idx
 
 
 def test_encode_is_byte_exact_with_the_format():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.data.idx import write_idx
 from pipeline.errors import PipelineError
-from pipeline.idx import write_idx
-from pipeline.images import load_batch
+from pipeline.pictures.batches import load_batch
 
 
 @pytest.fixture

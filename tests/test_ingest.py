@@ -8,10 +8,10 @@ from functools import partial
 import numpy as np
 import pytest
 
-from pipeline.datasets import FILE_NAMES, DatasetSpec, dataset_spec
+from pipeline.data.datasets import FILE_NAMES, DatasetSpec, dataset_spec
+from pipeline.data.idx import encode_idx
+from pipeline.data.ingestion import MANIFEST_NAME, IngestParams, choose_source, ingest_dataset
 from pipeline.errors import PipelineError
-from pipeline.idx import encode_idx
-from pipeline.ingestion import MANIFEST_NAME, IngestParams, choose_source, ingest_dataset
 from tests.conftest import write_dataset
 
 CUSTOM = dataset_spec("custom")

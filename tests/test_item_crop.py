@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipeline.images import picture_to_image
-from pipeline.item_crop import find_item, item_contrast
+from pipeline.pictures.convert import picture_to_image
+from pipeline.pictures.item import find_item, item_contrast
 
 HEIGHT, WIDTH = 240, 320
 

@@ -3,7 +3,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.model import TrainParams, build_model, build_optimizer, compile_model
+from pipeline.model.network import build_model, build_optimizer, compile_model
+from pipeline.model.training import TrainParams
 from pipeline.params import ParamsError, load_params
 from tests.conftest import REPO_ROOT, square_images
 
@@ -106,7 +107,7 @@ def test_random_erasing_changes_training_images_only():
 
 def test_flip_averaging_predicts_the_mean_of_image_and_mirror_image(tmp_path):
     from pipeline.keras_runtime import load_keras
-    from pipeline.model import with_flip_averaging
+    from pipeline.model.network import with_flip_averaging
 
     model = build_model(replace(TUTORIAL, conv_filters=(4,), dense_units=8))
     averaged = with_flip_averaging(model)
@@ -147,7 +148,7 @@ def test_a_tiny_training_run_lowers_the_loss():
 def test_label_smoothing_trains_on_one_hot_targets_and_caps_confidence():
     import keras
 
-    from pipeline.training import make_dataset
+    from pipeline.model.training import make_dataset
 
     images, labels = square_images(400, seed=0)
     confidence = {}

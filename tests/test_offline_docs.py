@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.offline_docs import make_offline
+from pipeline.reports.offline_docs import make_offline
 from tests.conftest import REPO_ROOT
 
 PACKAGES = REPO_ROOT / "node_modules"

@@ -3,12 +3,12 @@ import sys
 
 import pytest
 
-from pipeline.datasets import dataset_spec
+from pipeline.data.datasets import dataset_spec
+from pipeline.data.ingestion import IngestParams
+from pipeline.data.preprocessing import PreprocessParams
+from pipeline.data.validation import ValidateParams
 from pipeline.errors import PipelineError
-from pipeline.ingestion import IngestParams
 from pipeline.params import ParamsError, load_params
-from pipeline.prepared import PreprocessParams
-from pipeline.validation import ValidateParams
 from tests.conftest import REPO_ROOT
 
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import PipelineError
-from pipeline.picture_files import grey_and_alpha, read_picture_pixels
+from pipeline.pictures.files import grey_and_alpha, read_picture_pixels
 from tests.conftest import write_png
 
 ORIENTATION_TAG = 0x0112

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.datasets import dataset_spec
-from pipeline.drift_check import check_drift
-from pipeline.drift_features import load_features
-from pipeline.drift_history import read_history
-from pipeline.drift_params import DriftParams
-from pipeline.drift_tests import load_null
-from pipeline.images import Batch, load_batch
+from pipeline.data.datasets import dataset_spec
+from pipeline.data.preprocessing import load_arrays
+from pipeline.drift.check import check_drift
+from pipeline.drift.features import load_features
+from pipeline.drift.history import read_history
+from pipeline.drift.params import DriftParams
+from pipeline.drift.shifts import SCENARIOS
+from pipeline.drift.stat_tests import load_null
 from pipeline.params import load_params
-from pipeline.prepared import load_arrays
-from pipeline.shifts import SCENARIOS
+from pipeline.pictures.batches import Batch, load_batch
 from tests.conftest import run
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
@@ -193,8 +193,8 @@ def test_second_run_does_nothing(workspace):
 
 
 def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(workspace):
-    """pipeline/prepared.py (load_prepared) is imported by preprocess, train, unfamiliarity, evaluate,
-    drift_reference and (through pipeline/pool.py) report_index."""
+    """pipeline/data/preprocessing.py (load_prepared) is imported by preprocess, train, unfamiliarity, evaluate,
+    drift_reference and (through pipeline/data/pool.py) report_index."""
     root, _ = workspace
     module = root / "pipeline" / "prepared.py"
     original = module.read_text()
@@ -205,7 +205,7 @@ def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(worksp
     finally:
         module.write_text(original)
     assert sorted(stale) == ["drift_reference", "evaluate", "preprocess", "report_index", "train", "unfamiliarity"]
-    assert {"changed deps": {"pipeline/prepared.py": "modified"}} in stale["train"]
+    assert {"changed deps": {"pipeline/data/preprocessing.py": "modified"}} in stale["train"]
     assert "Data and pipelines are up to date" in run(["dvc", "status", "dvc.yaml"], root).stdout
 
 

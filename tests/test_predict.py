@@ -11,9 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.datasets import dataset_spec
-from pipeline.prepared import save_arrays
-from pipeline.stages.predict import FLAG_NOTE
+from pipeline.commands.predict import FLAG_NOTE
+from pipeline.data.datasets import dataset_spec
+from pipeline.data.preprocessing import save_arrays
 from tests.conftest import REPO_ROOT, TINY_TRAIN, run, run_unfamiliarity, set_keys, square_images, write_png
 from tests.test_train import run_train
 
@@ -39,7 +39,7 @@ def square_model(tmp_path_factory) -> Path:
 
 
 def predict(*arguments, check=True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pipeline.stages.predict", *map(str, arguments)]
+    command = [sys.executable, "-m", "pipeline.commands.predict", *map(str, arguments)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
     if check:
         assert result.returncode == 0, result.stderr
@@ -247,7 +247,7 @@ def product_photo(image: np.ndarray) -> Image.Image:
 
 @pytest.mark.slow
 def test_predicting_pngs_of_real_test_images_matches_the_evaluate_stage(default_pipeline, tmp_path):
-    from pipeline.prepared import load_arrays
+    from pipeline.data.preprocessing import load_arrays
 
     root, _ = default_pipeline
     images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
@@ -269,7 +269,7 @@ def test_predicting_pngs_of_real_test_images_matches_the_evaluate_stage(default_
 
 @pytest.mark.slow
 def test_product_photos_on_white_are_converted_and_keep_their_class(default_pipeline, tmp_path):
-    from pipeline.prepared import load_arrays
+    from pipeline.data.preprocessing import load_arrays
 
     root, _ = default_pipeline
     images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
@@ -304,7 +304,7 @@ def phone_photo(image: np.ndarray, seed: int) -> Image.Image:
 
 @pytest.mark.slow
 def test_phone_photos_of_items_are_cropped_to_the_item_and_keep_their_class(default_pipeline, tmp_path):
-    from pipeline.prepared import load_arrays
+    from pipeline.data.preprocessing import load_arrays
 
     root, _ = default_pipeline
     images, _ = load_arrays(root / "data" / "prepared" / "test.npz")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.prepared import load_arrays, save_arrays, stratified_split, to_nhwc
+from pipeline.data.preprocessing import load_arrays, save_arrays, stratified_split, to_nhwc
 from tests.conftest import REPO_ROOT, write_dataset, write_manifest, write_pool_batch
 
 

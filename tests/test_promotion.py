@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.labelling import write_labelling_sheet
-from pipeline.promotion import PromoteParams, decide, decision_table, standard_error
+from pipeline.accept.labelling import write_labelling_sheet
+from pipeline.evaluation.promotion import PromoteParams, decide, decision_table, standard_error
 
 GATE = PromoteParams(max_test_drop=2.0, max_source_drop=1.0)
 NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

@@ -2,8 +2,8 @@
 
 import json
 
-from pipeline.index_page import render_index
-from pipeline.pool import read_pool
+from pipeline.data.pool import read_pool
+from pipeline.reports.index_page import render_index
 from tests.conftest import write_pool_batch
 
 LINEAGE = {"git revision": "abc1234", "data": "fashion_mnist sha256:0123", "params": {"train": {"epochs": 3}}}
@@ -39,7 +39,7 @@ def test_links_are_relative_to_where_the_page_is_written(tmp_path):
 
 
 def test_the_latest_drift_check_and_its_trend_are_shown(tmp_path):
-    from pipeline.drift_history import append_check
+    from pipeline.drift.history import append_check
 
     reports = tmp_path / "reports"
     checks = reports / "drift" / "checks"

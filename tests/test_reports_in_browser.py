@@ -6,7 +6,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from pipeline.datasets import dataset_spec
+from pipeline.data.datasets import dataset_spec
 from tests.browser import launch, open_report, screenshot
 from tests.conftest import REPO_ROOT
 

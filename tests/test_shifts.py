@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.drift_features import pixel_statistics
+from pipeline.drift.features import pixel_statistics
+from pipeline.drift.shifts import SCENARIOS, apply_shift
 from pipeline.errors import PipelineError
-from pipeline.shifts import SCENARIOS, apply_shift
 from tests.conftest import square_images
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def imported_modules(path: Path) -> set[str]:
             # The check resolves absolute imports only, which is all the project writes.
             assert node.level == 0, f"{path}:{node.lineno}: relative import; write it as an absolute one"
             found.add(node.module)
-            # `from pipeline import drift_check` imports a module, not a name.
+            # `from pipeline.drift import check` imports a module, not a name.
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child)
@@ -153,10 +154,29 @@ def test_the_closure_follows_imports_inside_functions(tmp_path):
     source = tmp_path / "example.py"
     source.write_text(
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from pipeline.tuner import SearchClock\n"
-        "def load():\n    from pipeline.images import load_batch\n    import pipeline.shifts\n"
-        "from pipeline import idx\n"
+        "if TYPE_CHECKING:\n    from pipeline.tuning.tuner import SearchClock\n"
+        "def load():\n    from pipeline.pictures.batches import load_batch\n    import pipeline.drift.shifts\n"
+        "from pipeline.data import idx\n"
         "if TYPE_CHECKING:\n    pass\nelse:\n    from pipeline.lineage import lineage\n"
     )
-    expected = {"pipeline", "pipeline.images", "pipeline.shifts", "pipeline.idx", "pipeline.lineage"}
+    expected = {
+        "pipeline.data",
+        "pipeline.pictures.batches",
+        "pipeline.drift.shifts",
+        "pipeline.data.idx",
+        "pipeline.lineage",
+    }
     assert imported_modules(source) == expected
+
+
+def test_the_stage_package_holds_exactly_the_dvc_stages():
+    """pipeline/stages/ is the DVC stages, one module each named as its stage; other commands live elsewhere."""
+    listed = subprocess.run(
+        ["dvc", "stage", "list", "-R", ".", "--name-only"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
+    dvc_stages = {name.rpartition(":")[2] for name in listed}  # tuning/dvc.yaml's are listed as `<file>:<stage>`
+    modules = {path.stem for path in (ROOT / "pipeline" / "stages").glob("*.py") if path.stem != "__init__"}
+    assert modules == dvc_stages, (
+        f"pipeline/stages/ has {sorted(modules - dvc_stages) or 'nothing'} that no dvc.yaml runs, "
+        f"and lacks {sorted(dvc_stages - modules) or 'nothing'}; commands that are not stages go to pipeline/commands/"
+    )

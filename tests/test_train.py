@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model import TrainParams
+from pipeline.data.preprocessing import load_prepared, save_arrays
+from pipeline.model.training import TrainParams, fit, prepare_checkpoint_dir, run_fingerprint
 from pipeline.params import load_params
-from pipeline.prepared import load_prepared, save_arrays
-from pipeline.training import fit, prepare_checkpoint_dir, run_fingerprint
 from tests.conftest import REPO_ROOT, TINY_TRAIN
 
 

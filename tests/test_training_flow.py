@@ -213,13 +213,13 @@ def test_monitor_on_confirmed_drift_without_new_data_writes_a_labelling_sheet(fi
 def accept_new_kind(workspace: Path, batch: str, count: int) -> None:
     """A labelled batch of the drifted kind (inverted images, here from the training file, so that they are no test
     images), accepted by fashion-accept from data/incoming/."""
-    from pipeline.prepared import load_arrays
+    from pipeline.data.preprocessing import load_arrays
 
     images, labels = load_arrays(workspace / "data" / "prepared" / "train.npz")
     incoming = workspace / "data" / "incoming" / batch
     incoming.mkdir(parents=True)
     np.savez_compressed(incoming / "labelled.npz", images=255 - images[:count], labels=labels[:count])
-    command = [sys.executable, "-m", "pipeline.stages.accept", str(incoming.relative_to(workspace))]
+    command = [sys.executable, "-m", "pipeline.commands.accept", str(incoming.relative_to(workspace))]
     accepted = subprocess.run(command, cwd=workspace, capture_output=True, text=True)
     assert accepted.returncode == 0, accepted.stderr
 
@@ -266,7 +266,7 @@ def test_a_weak_candidate_is_refused_and_changes_nothing(first_run, workspace):
 
 
 def test_monitor_pools_small_batches_until_they_are_enough(first_run, workspace, tmp_path):
-    from pipeline.prepared import load_arrays
+    from pipeline.data.preprocessing import load_arrays
 
     images, _ = load_arrays(workspace / "data" / "prepared" / "test.npz")
     summaries = []
@@ -283,7 +283,7 @@ def test_monitor_pools_small_batches_until_they_are_enough(first_run, workspace,
 def test_monitor_checks_a_folder_of_pictures(first_run, workspace, tmp_path):
     from PIL import Image
 
-    from pipeline.prepared import load_arrays
+    from pipeline.data.preprocessing import load_arrays
 
     images, _ = load_arrays(workspace / "data" / "prepared" / "test.npz")
     for index, image in enumerate(images[:300]):

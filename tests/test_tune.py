@@ -11,7 +11,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.params import load_params
-from pipeline.search_space import TuneParams
+from pipeline.tuning.search_space import TuneParams
 from tests.conftest import REPO_ROOT, TINY_TRAIN, set_keys, write_manifest
 
 TINY_SPACE = {
@@ -171,7 +171,7 @@ def test_a_search_stopped_between_a_new_trials_two_state_writes_runs_that_trial_
 
 
 def test_a_state_write_that_fails_part_way_leaves_the_last_state_readable(tmp_path, monkeypatch):
-    from pipeline.keras_tuner_patches import save_json_atomically
+    from pipeline.tuning.keras_tuner_patches import save_json_atomically
 
     state_file = tmp_path / "oracle.json"
     save_json_atomically(state_file, {"trials": 1})
@@ -191,10 +191,10 @@ def test_patching_a_keras_tuner_that_lacks_a_patched_name_fails_loudly(monkeypat
     from keras_tuner.src import utils
     from keras_tuner.src.engine.oracle import Oracle
 
-    from pipeline.keras_tuner_patches import install_atomic_state_writes
+    from pipeline.tuning.keras_tuner_patches import install_atomic_state_writes
 
     monkeypatch.delattr(utils if name == "save_json" else Oracle, name)
-    with pytest.raises(RuntimeError, match=f"no .*{name}; see pipeline/keras_tuner_patches.py"):
+    with pytest.raises(RuntimeError, match=f"no .*{name}; see pipeline/tuning/keras_tuner_patches.py"):
         install_atomic_state_writes()
 
 
@@ -252,7 +252,7 @@ def test_the_stage_reports_a_malformed_space_in_one_line(search_dir):
 
 
 def adopt(params_file, best_file, check=True):
-    command = [sys.executable, "-m", "pipeline.stages.adopt", "--params", str(params_file), "--best", str(best_file)]
+    command = [sys.executable, "-m", "pipeline.commands.adopt", "--params", str(params_file), "--best", str(best_file)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0 or not check, result.stderr
     return result

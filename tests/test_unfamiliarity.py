@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.unfamiliarity import fit, flagged, load, save, scores, threshold_at
+from pipeline.model.unfamiliarity import fit, flagged, load, save, scores, threshold_at
 
 # An output layer that tells the ten classes apart: each class's logit is its centre's direction.
 LOGIT_WEIGHTS = np.random.default_rng(0).uniform(0, 4, (10, 32)).T / 8

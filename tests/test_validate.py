@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.datasets import SPLITS, load_raw_split
-from pipeline.validation import ValidateParams, failures_line, image_table, run_suite
+from pipeline.data.datasets import SPLITS, load_raw_split
+from pipeline.data.validation import ValidateParams, failures_line, image_table, run_suite
 from tests.conftest import REPO_ROOT, write_dataset, write_manifest
 
 

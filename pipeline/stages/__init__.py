@@ -1,2 +1,3 @@
-"""Entry points: one module per DVC stage (run as `python -m pipeline.stages.<stage>`) and the adopt and predict
-commands. Each only wires: it parses paths, loads its params section, calls the library and writes its outputs."""
+"""Entry points of the DVC stages, exactly those of dvc.yaml and tuning/dvc.yaml: one module per stage, named as it
+(run as `python -m pipeline.stages.<stage>`). Each only wires: it parses paths, loads its params section, calls the
+library and writes its outputs."""

@@ -1,7 +1,7 @@
 """drift: does a batch of images still look like the reference? A calibrated verdict, a drift page, an Evidently
 report and a json summary, in a folder of their own per check, with a line in the checks' history.
 
-Each image becomes a row of features (pipeline/drift_features.py); pipeline/drift_tests.py tests them against the
+Each image becomes a row of features (pipeline/drift/features.py); pipeline/drift/stat_tests.py tests them against the
 reference at false-alarm rate drift.alpha. The DVC stage also copies its check's files to its declared outputs;
 the drift monitor runs this same command without them, so its checks never touch what DVC tracks.
 """
@@ -19,21 +19,21 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cli import run_command
-from pipeline.datasets import dataset_spec
-from pipeline.drift_check import check_drift
-from pipeline.drift_features import load_features
-from pipeline.drift_history import append_check, read_history
-from pipeline.drift_page import render_page
-from pipeline.drift_params import DriftParams
-from pipeline.drift_tests import load_null
+from pipeline.data.datasets import dataset_spec
+from pipeline.drift.check import check_drift
+from pipeline.drift.features import load_features
+from pipeline.drift.history import append_check, read_history
+from pipeline.drift.page import render_page
+from pipeline.drift.params import DriftParams
+from pipeline.drift.shifts import SCENARIOS
+from pipeline.drift.stat_tests import load_null
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
-from pipeline.headline import drift_headline
-from pipeline.images import Batch, load_batch
 from pipeline.lineage import lineage
-from pipeline.model import load_model
+from pipeline.model.network import load_model
 from pipeline.params import load_params, read_section
-from pipeline.shifts import SCENARIOS
+from pipeline.pictures.batches import Batch, load_batch
+from pipeline.reports.headline import drift_headline
 
 # The check's files, and the option naming where the DVC stage also wants each.
 CHECK_FILES = {"page.html": "page", "report.html": "report", "summary.json": "summary", "metrics.json": "metrics"}

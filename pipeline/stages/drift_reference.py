@@ -1,5 +1,5 @@
 """drift_reference: the drift features of the reference images, and the null distribution the verdict's threshold
-comes from (pipeline/drift_tests.py), computed once per model and cached by DVC."""
+comes from (pipeline/drift/stat_tests.py), computed once per model and cached by DVC."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cli import run_command
-from pipeline.drift_features import fit_components, image_features, save_features
-from pipeline.drift_params import DriftParams
-from pipeline.drift_tests import calibrate, feature_matrix, save_null
+from pipeline.data.preprocessing import load_prepared
+from pipeline.drift.features import fit_components, image_features, save_features
+from pipeline.drift.params import DriftParams
+from pipeline.drift.stat_tests import calibrate, feature_matrix, save_null
 from pipeline.files import atomic_path
-from pipeline.model import load_model
+from pipeline.model.network import load_model
 from pipeline.params import load_params
-from pipeline.prepared import load_prepared
 
 SAMPLE_IMAGES = 64  # reference images shown beside a batch's on the drift page
 

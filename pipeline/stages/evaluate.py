@@ -8,16 +8,21 @@ import json
 from pathlib import Path
 
 from pipeline.cli import run_command
-from pipeline.datasets import dataset_spec
-from pipeline.evaluation import OUTPUTS, EvaluateParams, evaluate, sources_table
+from pipeline.data.datasets import dataset_spec
+from pipeline.data.pool import batches_line, read_pool_record, read_slices
+from pipeline.data.preprocessing import load_prepared
+from pipeline.evaluation.model_card import (
+    data_section,
+    read_unfamiliarity_summary,
+    render_model_card,
+    unfamiliarity_section,
+)
+from pipeline.evaluation.scoring import OUTPUTS, EvaluateParams, evaluate, sources_table
 from pipeline.files import atomic_path
 from pipeline.lineage import lineage
-from pipeline.model import load_model
-from pipeline.model_card import data_section, read_unfamiliarity_summary, render_model_card, unfamiliarity_section
+from pipeline.model.network import load_model
+from pipeline.model.unfamiliarity import load as load_unfamiliarity
 from pipeline.params import load_params, read_section
-from pipeline.pool import batches_line, read_pool_record, read_slices
-from pipeline.prepared import load_prepared
-from pipeline.unfamiliarity import load as load_unfamiliarity
 
 
 def main(argv: list[str] | None = None) -> None:

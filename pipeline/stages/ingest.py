@@ -1,7 +1,7 @@
 """ingest: obtain the four IDX files of a dataset, verify them, and place them under data/raw/<dataset>/.
 
 Sources, in order: `ingest.source_dir` when set, the system dataset folder (Debian's dataset-fashion-mnist),
-then the download mirrors (pipeline/ingestion.py).
+then the download mirrors (pipeline/data/ingestion.py).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.cli import run_command
-from pipeline.datasets import dataset_spec
-from pipeline.ingestion import IngestParams, choose_source, ingest_dataset
+from pipeline.data.datasets import dataset_spec
+from pipeline.data.ingestion import IngestParams, choose_source, ingest_dataset
 from pipeline.params import load_params
 
 

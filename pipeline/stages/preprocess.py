@@ -1,7 +1,7 @@
 """preprocess: raw IDX to NHWC uint8 arrays with a stratified, seeded validation split, plus sample pictures.
 
 With accepted new data in the pool (data/pool), its images join training and validation, except each new source's
-fixed test slice, written to <out>/slices/<source>.npz (pipeline/pool.py); <out>/pool.json names the batches.
+fixed test slice, written to <out>/slices/<source>.npz (pipeline/data/pool.py); <out>/pool.json names the batches.
 
 Images stay 0-255 uint8: scaling by 1/255 happens once, inside the model, so a served model takes the same raw
 images the pipeline ingested.
@@ -15,12 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cli import run_command
-from pipeline.datasets import dataset_spec, load_raw_split
-from pipeline.files import atomic_path
-from pipeline.lineage import lineage
-from pipeline.params import load_params, read_section
-from pipeline.pool import POOL_RECORD, SLICES, batches_line, joined, read_pool, split_pool
-from pipeline.prepared import (
+from pipeline.data.datasets import dataset_spec, load_raw_split
+from pipeline.data.pool import POOL_RECORD, SLICES, batches_line, joined, read_pool, split_pool
+from pipeline.data.preprocessing import (
     PreprocessParams,
     reserved_indices,
     save_arrays,
@@ -28,6 +25,9 @@ from pipeline.prepared import (
     stratified_split,
     to_nhwc,
 )
+from pipeline.files import atomic_path
+from pipeline.lineage import lineage
+from pipeline.params import load_params, read_section
 
 
 def original_split(labels: np.ndarray, params: PreprocessParams) -> tuple[np.ndarray, np.ndarray]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.cli import run_command
+from pipeline.data.pool import read_pool
 from pipeline.files import atomic_path
-from pipeline.index_page import render_index
-from pipeline.pool import read_pool
+from pipeline.reports.index_page import render_index
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,11 +13,18 @@ import time
 from pathlib import Path
 
 from pipeline.cli import run_command
+from pipeline.data.preprocessing import load_prepared
 from pipeline.files import atomic_path
-from pipeline.model import TrainParams, with_flip_averaging
+from pipeline.model.network import with_flip_averaging
+from pipeline.model.training import (
+    TrainParams,
+    completed_epochs,
+    fit,
+    prepare_checkpoint_dir,
+    run_fingerprint,
+    save_learning_curve,
+)
 from pipeline.params import load_params
-from pipeline.prepared import load_prepared
-from pipeline.training import completed_epochs, fit, prepare_checkpoint_dir, run_fingerprint, save_learning_curve
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 The search state lives in --state: a rerun of the same search (same tune and train sections, same data) goes on from
 the last finished trial; any change starts anew. With `tune.workers` above 1 this command also runs as the chief and
-the workers of a distributed search (pipeline/tune_workers.py).
+the workers of a distributed search (pipeline/tuning/workers.py).
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import sys
 from pathlib import Path
 
 from pipeline.cli import run_command
+from pipeline.data.preprocessing import load_prepared
 from pipeline.files import atomic_path
 from pipeline.lineage import lineage
-from pipeline.objectives import best_score
+from pipeline.model.training import prepare_checkpoint_dir, run_fingerprint
 from pipeline.params import load_params, read_section
-from pipeline.prepared import load_prepared
-from pipeline.search_space import TuneParams
-from pipeline.training import prepare_checkpoint_dir, run_fingerprint
-from pipeline.tune_workers import run_distributed
-from pipeline.tuner import SearchClock, make_tuner, run_search, worker_id
-from pipeline.tuning_report import write_report
-from pipeline.tuning_results import best_train_values, trials_table, write_best_params
+from pipeline.tuning.objectives import best_score
+from pipeline.tuning.report import write_report
+from pipeline.tuning.results import best_train_values, trials_table, write_best_params
+from pipeline.tuning.search_space import TuneParams
+from pipeline.tuning.tuner import SearchClock, make_tuner, run_search, worker_id
+from pipeline.tuning.workers import run_distributed
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 counts as unfamiliar, set on the validation split so that `unfamiliarity.flag_rate` of normal images is flagged.
 
 Written beside the model (models/unfamiliarity.npz); predict flags each image against it and the model card states
-it (pipeline/unfamiliarity.py says how the score is computed, bench/unfamiliarity_methods.py why).
+it (pipeline/model/unfamiliarity.py says how the score is computed, bench/unfamiliarity_methods.py why).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cli import run_command
+from pipeline.data.preprocessing import load_prepared
 from pipeline.files import atomic_path
-from pipeline.model import load_model, output_weights, with_embedding_output
+from pipeline.model.network import load_model, output_weights, with_embedding_output
+from pipeline.model.unfamiliarity import UnfamiliarityParams, fit, save, scores, threshold_at
 from pipeline.params import load_params
-from pipeline.prepared import load_prepared
-from pipeline.unfamiliarity import UnfamiliarityParams, fit, save, scores, threshold_at
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,14 +11,14 @@ import json
 from pathlib import Path
 
 from pipeline.cli import run_command
-from pipeline.datasets import SPLITS, load_raw_split
+from pipeline.data.datasets import SPLITS, load_raw_split
+from pipeline.data.validation import ValidateParams, failures_line, image_table, run_suite
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
-from pipeline.headline import validation_headline
 from pipeline.lineage import lineage
-from pipeline.offline_docs import make_offline
 from pipeline.params import load_params, read_section
-from pipeline.validation import ValidateParams, failures_line, image_table, run_suite
+from pipeline.reports.headline import validation_headline
+from pipeline.reports.offline_docs import make_offline
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,6 @@
+"""The datasets and their files: raw IDX files fetched and verified (ingestion), checked (validation), split into
+the prepared arrays (preprocessing), with the accepted pool of new labelled data joined in (pool).
+
+Start with datasets.py: the datasets this pipeline knows, their class names and files; then the module named for the
+stage you are following.
+"""

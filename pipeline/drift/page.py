@@ -1,0 +1,162 @@
+"""The drift page of one check: the verdict in words, the images it is about, the tests, and the trend of checks.
+
+Pictures before tables: the batch beside the reference, the predicted-class shares, the batch images furthest from
+the reference; then each test's p-value and effect, and every check so far as a trend of p-values and verdicts.
+"""
+
+from __future__ import annotations
+
+import html
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.drift.check import DriftCheck
+from pipeline.plots import headless_pyplot
+from pipeline.reports.html import image_tag, page, table
+
+SHOWN_IMAGES = 32
+FURTHEST_IMAGES = 16
+SMALLEST_SHOWN_P = 1e-12  # smaller p-values sit on the trend's floor, so the scale stays readable
+VERDICT_COLOURS = {"drift": "#c0392b", "no drift": "#2e7d32", "inconclusive": "#9e9e9e"}
+
+
+def verdict_words(summary: dict) -> str:
+    batch = summary["batch"]
+    scenario = "" if batch["scenario"] == "none" else f", shifted by the {batch['scenario']} scenario"
+    headline = {"drift": "Dataset drift", "no drift": "No dataset drift", "inconclusive": "Inconclusive"}
+    return (
+        f'<p style="font-size:1.3em;color:{VERDICT_COLOURS[summary["verdict"]]}">'
+        f"<b>{headline[summary['verdict']]}</b>: {html.escape(summary['reason'])}.</p>"
+        f"<p>A batch of {batch['images']} images{html.escape(scenario)} against {summary['reference']['images']} "
+        f"{summary['reference']['split']} images. At alpha {summary['alpha']} a clean batch is called drifted "
+        f"with probability {summary['alpha']}, whatever its size: the smallest of the {summary['feature_count']} "
+        f"tests' p-values ({summary['smallest_p_value']:.3g}) is held to {summary['threshold']:.3g}, the "
+        f"threshold clean batches of this size fall under that often; a test counts only with an effect of at "
+        f"least {summary['effect_floor']}. "
+        "<a href=\"report.html\">Evidently's report of this check</a> draws every feature's distribution.</p>"
+    )
+
+
+def save_gallery(images: np.ndarray, captions: list[str], path: Path, columns: int = 8) -> None:
+    """A grid of the images, each enlarged 3x with its caption above, drawn with Pillow: a page has three of
+    them, and matplotlib's subplots would take seconds each."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    scale, caption_height, gap = 3, 16, 6
+    side = images.shape[1] * scale if len(images) else 28 * scale
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    canvas = Image.new("L", (columns * (side + gap), rows * (side + caption_height + gap)), color=255)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=11)
+    for index, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        left = (index % columns) * (side + gap)
+        top = (index // columns) * (side + caption_height + gap)
+        draw.text((left, top + 1), caption, fill=0, font=font)
+        tile = Image.fromarray(image[..., 0]).resize((side, side), Image.NEAREST)
+        canvas.paste(tile, (left, top + caption_height))
+    canvas.save(path, format="PNG")
+
+
+def save_class_shares(summary: dict, path: Path) -> None:
+    plt = headless_pyplot()
+    shares = summary["prediction_drift"]["class_shares"]
+    names, positions = list(shares), np.arange(len(shares))
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    axis.bar(positions - 0.2, [shares[name]["reference"] for name in names], 0.4, label="reference")
+    axis.bar(positions + 0.2, [shares[name]["current"] for name in names], 0.4, label="batch")
+    axis.set_xticks(positions, names, rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel("share of predictions")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90, format="png")
+    plt.close(figure)
+
+
+def save_trend(history: list[dict], path: Path) -> None:
+    """Every check's smallest p-value over time (log scale), coloured by its verdict, with its threshold."""
+    plt = headless_pyplot()
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    times = [datetime.fromisoformat(entry["time"]) for entry in history]
+    for verdict, colour in VERDICT_COLOURS.items():
+        chosen = [index for index, entry in enumerate(history) if entry["verdict"] == verdict]
+        axis.scatter(
+            [times[index] for index in chosen],
+            [max(history[index]["smallest_p_value"], SMALLEST_SHOWN_P) for index in chosen],
+            color=colour,
+            label=verdict,
+            zorder=3,
+        )
+    axis.plot(
+        times, [entry["threshold"] for entry in history], color="#555", linestyle=":", marker="_", label="threshold"
+    )
+    if len(times) == 1:  # a day either side, or matplotlib spreads one point over years
+        axis.set_xlim(times[0] - timedelta(days=1), times[0] + timedelta(days=1))
+    axis.set_yscale("log")
+    axis.set_ylabel(f"smallest p-value (floor {SMALLEST_SHOWN_P:g})")
+    axis.legend(fontsize=8)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90, format="png")
+    plt.close(figure)
+
+
+def furthest_from_reference(check: DriftCheck, count: int) -> np.ndarray:
+    """The batch images whose embedding components lie furthest from the reference's (Mahalanobis distance)."""
+    columns = [index for index, name in enumerate(check.matrix.names) if name.startswith("embedding_pc")]
+    reference = check.reference_matrix.values[:, columns]
+    precision = np.linalg.pinv(np.cov(reference, rowvar=False))
+    offsets = check.matrix.values[:, columns] - reference.mean(axis=0)
+    distances = np.einsum("ij,jk,ik->i", offsets, precision, offsets)
+    return np.argsort(-distances)[:count]
+
+
+def p_text(p_value: float) -> str:
+    return "< 1e-300" if p_value == 0 else f"{p_value:.3g}"  # 0 is a p-value below what a float holds
+
+
+def test_table(summary: dict) -> str:
+    rejected = set(summary["rejected"])
+    rows = [
+        [
+            name,
+            p_text(row["p_value"]),
+            f"{row['effect']:.4f}",
+            row.get("distance", "-"),
+            "yes" if name in rejected else "",
+        ]
+        for name, row in summary["tests"].items()
+    ]
+    header = ["test", "p-value", "effect", "distance (reference sd)", "rejected"]
+    return table(rows, header)
+
+
+def render_page(
+    check: DriftCheck, reference_images: np.ndarray, history: list[dict], lineage: dict, trend: Path
+) -> str:
+    """The whole page; `trend` is where the trend picture is saved (the reports index shows it too)."""
+    class_names = list(check.summary["prediction_drift"]["class_shares"])
+    predicted = [class_names[index] for index in check.matrix.predicted]
+    furthest = furthest_from_reference(check, FURTHEST_IMAGES)
+    with tempfile.TemporaryDirectory() as scratch:
+        pictures = {name: Path(scratch) / f"{name}.png" for name in ("batch", "reference", "shares", "furthest")}
+        save_gallery(check.images[:SHOWN_IMAGES], predicted[:SHOWN_IMAGES], pictures["batch"])
+        save_gallery(
+            reference_images[:SHOWN_IMAGES],
+            ["reference"] * min(SHOWN_IMAGES, len(reference_images)),
+            pictures["reference"],
+        )
+        save_class_shares(check.summary, pictures["shares"])
+        save_gallery(check.images[furthest], [predicted[index] for index in furthest], pictures["furthest"])
+        save_trend(history, trend)
+        sections = [
+            ("Verdict", verdict_words(check.summary)),
+            ("The batch (predicted class under each)", image_tag(pictures["batch"], "batch images")),
+            ("Reference images", image_tag(pictures["reference"], "reference images")),
+            ("Predicted classes", image_tag(pictures["shares"], "predicted-class shares")),
+            ("Furthest from the reference (embedding)", image_tag(pictures["furthest"], "most unusual images")),
+            ("Tests, most significant first", test_table(check.summary)),
+            (f"Every check so far ({len(history)})", image_tag(trend, "trend of checks")),
+        ]
+        return page("Drift check", lineage, sections)
