@@ -55,7 +55,7 @@ def bare_predict_seconds(model, images: np.ndarray) -> float:
 
 def main() -> None:
     use_this_environment()
-    if not (REPO_ROOT / "data" / "drift" / "calibration.npz").exists():
+    if not (REPO_ROOT / "data" / "drift_reference" / "calibration.npz").exists():
         sys.exit("drift_speed: error: data/drift_reference/calibration.npz not found; run `dvc repro` first")
     model = load_model(REPO_ROOT / "models" / "model.keras")
     images, _ = load_arrays(REPO_ROOT / "data" / "prepared" / "test.npz")

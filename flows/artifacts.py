@@ -1,7 +1,7 @@
 """The pipeline's files the flows read or hand on, relative to the workspace: the one place the flows name them.
 
-dvc.yaml owns these paths; tests/test_artifacts.py fails when one here is not a path dvc.yaml names (or a
-file inside one), so a path changed there cannot leave a flow reading a file no stage writes any more.
+dvc.yaml owns these paths; tests/test_artifacts.py fails when one here is neither a path dvc.yaml names nor inside
+a folder it names, so moving an output or a folder there cannot leave a flow reading a path no stage knows.
 """
 
 from __future__ import annotations

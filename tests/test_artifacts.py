@@ -1,4 +1,5 @@
-"""The paths the flows read (flows/artifacts.py) are paths dvc.yaml names, or files inside them."""
+"""The paths the flows read (flows/artifacts.py) are paths dvc.yaml names, or inside folders it names. A file inside
+an output folder (the Data Docs' index.html) is the stage's to name: this holds the folder, not the file."""
 
 from __future__ import annotations
 

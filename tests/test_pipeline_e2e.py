@@ -168,8 +168,8 @@ def test_clean_test_set_shows_no_drift(workspace):
 def drift_inputs(workspace, real_model):
     root, _ = workspace
     params = load_params(DriftParams, root / "params.yaml")
-    reference = load_features(root / "data" / "drift" / "reference.npz")
-    null = load_null(root / "data" / "drift" / "calibration.npz")
+    reference = load_features(root / "data" / "drift_reference" / "reference.npz")
+    null = load_null(root / "data" / "drift_reference" / "calibration.npz")
     batch = load_batch(root / "data" / "prepared" / "test.npz")
     rng = np.random.default_rng(15)
     sample = rng.choice(len(batch.images), 1000, replace=False)  # the monitor's everyday batch size
@@ -196,7 +196,7 @@ def test_a_change_to_library_code_makes_exactly_its_importers_out_of_date(worksp
     """pipeline/data/preprocessing.py (load_prepared) is imported by preprocess, train, unfamiliarity, evaluate,
     drift_reference and (through pipeline/data/pool.py) report_index."""
     root, _ = workspace
-    module = root / "pipeline" / "prepared.py"
+    module = root / "pipeline" / "data" / "preprocessing.py"
     original = module.read_text()
     module.write_text(original + "# edited\n")
     try:

@@ -68,7 +68,7 @@ def test_the_locked_command_and_deps_are_the_committed_ones(name):
 
 @pytest.mark.parametrize("name", list(PIPELINE))
 def test_the_locked_params_are_the_committed_ones(name):
-    recorded = LOCK[name].get("params", {}).get("params.yaml", {})
+    recorded = LOCK.get(name, {}).get("params", {}).get("params.yaml", {})
     declared = PIPELINE[name].get("params", [])
     assert set(recorded) == set(declared), f"stage {name}'s params list changed since its run: {RERUN}"
     changed = sorted(key for key, value in recorded.items() if param(key) != value)
@@ -78,12 +78,26 @@ def test_the_locked_params_are_the_committed_ones(name):
 @pytest.mark.parametrize("name", list(PIPELINE))
 def test_committed_metrics_and_plot_data_are_those_of_the_recorded_run(name):
     """What git carries of a stage's outputs (`cache: false`) is what its recorded run wrote."""
-    stage, recorded = PIPELINE[name], {out["path"]: out for out in LOCK[name].get("outs", [])}
+    stage, recorded = PIPELINE[name], {out["path"]: out for out in LOCK.get(name, {}).get("outs", [])}
     for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
         path = entry_path(entry)
         if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False:
             assert path in TRACKED, f"{path} is `cache: false` in dvc.yaml, so git must carry it: commit it"
+            assert path in recorded, f"dvc.lock has no record of {path}: {RERUN}"
             assert md5(ROOT / path) == recorded[path]["md5"], f"{path} is not the one stage {name} last wrote: {RERUN}"
+
+
+def test_the_plots_are_drawn_from_files_git_carries():
+    """`dvc plots diff` across commits needs the data of every plot in git."""
+    committed = {
+        entry_path(entry)
+        for stage in PIPELINE.values()
+        for entry in stage.get("outs", [])
+        if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False
+    }
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    sources = {path for plot in plots for definition in plot.values() for path in definition["y"]}
+    assert sources <= committed, f"dvc.yaml: plot data {sorted(sources - committed)} need cache: false"
 
 
 def test_headline_metrics_are_not_left_to_the_cache():
