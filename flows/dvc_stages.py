@@ -39,6 +39,16 @@ def pipeline_stages(workspace: Path) -> list[str]:
     return list(definition["stages"])
 
 
+def committed_outputs(workspace: Path) -> list[str]:
+    """The outputs of dvc.yaml that git carries instead of the DVC cache (`cache: false`): metrics and plot data."""
+    committed = []
+    for stage in yaml.safe_load((workspace / "dvc.yaml").read_text())["stages"].values():
+        for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
+            if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False:
+                committed.append(next(iter(entry)))
+    return committed
+
+
 def dvc_command(*arguments: str) -> list[str]:
     # The DVC installed beside this interpreter, whatever PATH says.
     return [sys.executable, "-m", "dvc", *arguments]
@@ -186,9 +196,13 @@ def has_commit(workspace: Path) -> bool:
 def save_experiment(workspace: Path, name: str) -> None:
     """Record the workspace (params, dvc.lock, metrics) as DVC experiment `name`, replacing one of that name.
 
-    Only the main pipeline's outputs are saved: the search of tuning/dvc.yaml may never have run.
+    Only the main pipeline's outputs are saved: the search of tuning/dvc.yaml may never have run. The outputs git
+    carries go in even where git does not track them yet (a repository whose first run this is), so that applying
+    the experiment brings its metrics, not the workspace's.
     """
-    arguments = ["exp", "save", "--force", "--name", name, "dvc.yaml"]
+    untracked = [path for path in committed_outputs(workspace) if (workspace / path).exists()]
+    arguments = ["exp", "save", "--force", "--name", name, *(f"--include-untracked={path}" for path in untracked)]
+    arguments.append("dvc.yaml")
     result = subprocess.run(
         dvc_command(*arguments),
         cwd=workspace,

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from flows.dvc_stages import committed_outputs
 from pipeline.data.datasets import FILE_NAMES
 from pipeline.data.idx import write_idx
 
@@ -198,16 +199,6 @@ def default_pipeline(tmp_path_factory) -> tuple[Path, subprocess.CompletedProces
     return root, run(["dvc", "repro"], root)
 
 
-def committed_outputs() -> list[str]:
-    """The outputs git carries (`cache: false` in dvc.yaml): the metrics and plot data of main's recorded run."""
-    committed = []
-    for stage in yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"].values():
-        for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
-            if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False:
-                committed.append(next(iter(entry)))
-    return committed
-
-
 def scratch_workspace(root: Path, params: dict | None = None) -> Path:
     """A git clone-alike of the working tree (tracked and new files) in `root`, with no outputs and no dvc.lock.
 
@@ -219,7 +210,7 @@ def scratch_workspace(root: Path, params: dict | None = None) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO_ROOT / name, root / name)
     (root / "dvc.lock").unlink(missing_ok=True)
-    for output in committed_outputs():  # main's record of its own run, not this workspace's
+    for output in committed_outputs(REPO_ROOT):  # main's record of its own run, not this workspace's
         (root / output).unlink(missing_ok=True)
     # Installed packages are not part of a clone; the validate stage reads the Data Docs' web assets from here.
     (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")
