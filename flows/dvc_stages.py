@@ -200,8 +200,8 @@ def save_experiment(workspace: Path, name: str) -> None:
     carries go in even where git does not track them yet (a repository whose first run this is), so that applying
     the experiment brings its metrics, not the workspace's.
     """
-    untracked = [path for path in committed_outputs(workspace) if (workspace / path).exists()]
-    arguments = ["exp", "save", "--force", "--name", name, *(f"--include-untracked={path}" for path in untracked)]
+    committed = [path for path in committed_outputs(workspace) if (workspace / path).exists()]
+    arguments = ["exp", "save", "--force", "--name", name, *(f"--include-untracked={path}" for path in committed)]
     arguments.append("dvc.yaml")
     result = subprocess.run(
         dvc_command(*arguments),

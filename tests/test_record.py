@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.dvc_stages import committed_outputs
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 LOCK = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
@@ -75,29 +77,23 @@ def test_the_locked_params_are_the_committed_ones(name):
     assert not changed, f"stage {name}: params.yaml's {', '.join(changed)} changed since the recorded run: {RERUN}"
 
 
-@pytest.mark.parametrize("name", list(PIPELINE))
-def test_committed_metrics_and_plot_data_are_those_of_the_recorded_run(name):
-    """What git carries of a stage's outputs (`cache: false`) is what its recorded run wrote."""
-    stage, recorded = PIPELINE[name], {out["path"]: out for out in LOCK.get(name, {}).get("outs", [])}
-    for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
-        path = entry_path(entry)
-        if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False:
-            assert path in TRACKED, f"{path} is `cache: false` in dvc.yaml, so git must carry it: commit it"
-            assert path in recorded, f"dvc.lock has no record of {path}: {RERUN}"
-            assert md5(ROOT / path) == recorded[path]["md5"], f"{path} is not the one stage {name} last wrote: {RERUN}"
+COMMITTED = committed_outputs(ROOT)
+RECORDED_OUTPUTS = {out["path"]: out for stage in LOCK.values() for out in stage.get("outs", [])}
+
+
+@pytest.mark.parametrize("path", COMMITTED)
+def test_committed_metrics_and_plot_data_are_those_of_the_recorded_run(path):
+    """What git carries of the outputs (`cache: false`) is what the recorded run wrote."""
+    assert path in TRACKED, f"{path} is `cache: false` in dvc.yaml, so git must carry it: commit it"
+    assert path in RECORDED_OUTPUTS, f"dvc.lock has no record of {path}: {RERUN}"
+    assert md5(ROOT / path) == RECORDED_OUTPUTS[path]["md5"], f"{path} is not the one its stage last wrote: {RERUN}"
 
 
 def test_the_plots_are_drawn_from_files_git_carries():
     """`dvc plots diff` across commits needs the data of every plot in git."""
-    committed = {
-        entry_path(entry)
-        for stage in PIPELINE.values()
-        for entry in stage.get("outs", [])
-        if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False
-    }
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     sources = {path for plot in plots for definition in plot.values() for path in definition["y"]}
-    assert sources <= committed, f"dvc.yaml: plot data {sorted(sources - committed)} need cache: false"
+    assert sources <= set(COMMITTED), f"dvc.yaml: plot data {sorted(sources - set(COMMITTED))} need cache: false"
 
 
 def test_headline_metrics_are_not_left_to_the_cache():
