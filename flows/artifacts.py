@@ -1,6 +1,6 @@
 """The pipeline's files the flows read or hand on, relative to the workspace: the one place the flows name them.
 
-dvc.yaml owns these paths; tests/test_artifacts.py fails when one here is neither a path dvc.yaml names nor inside
+dvc.yaml owns these paths; tests/flows/test_artifacts.py fails when one here is neither a path dvc.yaml names nor inside
 a folder it names, so moving an output or a folder there cannot leave a flow reading a path no stage knows.
 """
 

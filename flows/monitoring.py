@@ -45,7 +45,9 @@ def check_command(workspace: Path, batches: list[Path], check_id: str, options: 
     from dvc.repo import Repo
 
     with Repo(str(workspace)) as repo:
-        [stage] = repo.stage.collect(DRIFT_STAGE)
+        # A target names its dvc.yaml by path, read from the current directory: the workspace's own, wherever the
+        # flow was started.
+        [stage] = repo.stage.collect(f"{Path(workspace).resolve() / 'dvc.yaml'}:{DRIFT_STAGE}")
         stage_command = shlex.split(stage.cmd)
     command, skip = [], 0
     for part in stage_command:

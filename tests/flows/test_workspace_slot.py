@@ -1,0 +1,107 @@
+"""One run at a time per workspace, with real processes: a second run waits, a wait limit is one line, a killed
+holder frees the slot and the next holder ends what it left running."""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from flows.command_line import KnownFailureFilter
+from flows.dvc_stages import StageFailed
+from flows.workspace_slot import TOKEN_VARIABLE, WorkspaceBusy, runs_dir, workspace_slot
+from tests.support.workspaces import REPO_ROOT
+
+# A run holding the slot: it starts a child (as a run starts `dvc repro`), says so, and runs until it is ended.
+HOLDER = """
+import subprocess, sys, time
+from pathlib import Path
+from flows.workspace_slot import workspace_slot
+with workspace_slot(Path(sys.argv[1]), "holder (test)", wait_minutes=0):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    print(child.pid, flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def start_holder(workspace, seconds: float) -> tuple[subprocess.Popen, int]:
+    """The holder process and the pid of the child it started, once it holds the slot."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(workspace), str(seconds)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    return holder, int(holder.stdout.readline())
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie its new parent has not collected yet (a container's init may never collect it)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_second_run_waits_and_gives_up_at_its_limit_naming_the_holder(tmp_path):
+    holder, child = start_holder(tmp_path, 600)
+    said = []
+    start = time.monotonic()
+    try:
+        with pytest.raises(WorkspaceBusy) as raised, workspace_slot(tmp_path, "second", 0.03, said.append):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+        psutil.Process(child).kill()
+    assert time.monotonic() - start >= 1.5
+    assert said == [
+        f"waiting for the workspace {tmp_path.resolve()}: holder (test) (pid {holder.pid}, since "
+        + said[0].split("since ")[1]
+    ]
+    message = str(raised.value)
+    assert "\n" not in message and f"holder (test) (pid {holder.pid}" in message and "after waiting 0.03 min" in message
+
+
+def test_a_waiting_run_starts_when_the_holder_finishes(tmp_path):
+    holder, child = start_holder(tmp_path, 3)
+    said = []
+    with workspace_slot(tmp_path, "second", 1, said.append):
+        assert holder.poll() is not None  # it had to finish first
+    assert said[0].startswith("waiting for the workspace")
+    # The child it left running is ended too: nothing of an earlier run outlives the next run's start.
+    assert f"ending pid {child}" in said[1] and ended(child)
+
+
+def test_a_killed_holder_frees_the_slot_and_the_next_run_ends_what_it_left(tmp_path):
+    holder, child = start_holder(tmp_path, 600)
+    os.kill(holder.pid, signal.SIGKILL)  # SIGKILL cannot be trapped: its child lives on, an orphan
+    holder.wait()
+    assert psutil.Process(child).is_running()
+    said = []
+    with workspace_slot(tmp_path, "next", 0, said.append):
+        assert ended(child)
+        assert os.environ[TOKEN_VARIABLE].startswith(f"{tmp_path.resolve()}#")
+    assert any(f"ending pid {child}" in line for line in said)
+    assert TOKEN_VARIABLE not in os.environ
+    assert "next" in (runs_dir(tmp_path) / "holder.json").read_text()
+
+
+def test_a_subflow_in_the_same_process_shares_the_slot(tmp_path):
+    with workspace_slot(tmp_path, "outer", 0), workspace_slot(tmp_path, "inner", 0):
+        token = os.environ[TOKEN_VARIABLE]
+    assert TOKEN_VARIABLE not in os.environ
+    with workspace_slot(tmp_path, "again", 0):
+        assert os.environ[TOKEN_VARIABLE] != token
+
+
+def test_tracebacks_of_known_failures_stay_off_the_terminal():
+    def record(error: Exception | None) -> logging.LogRecord:
+        exc_info = (type(error), error, None) if error else None
+        return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "failed", (), exc_info)
+
+    keep = KnownFailureFilter().filter
+    assert not keep(record(StageFailed("train: error: x")))
+    assert keep(record(RuntimeError("a bug, whose traceback a person needs")))
+    assert keep(record(None))

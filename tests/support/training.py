@@ -1,0 +1,81 @@
+"""Params for models that train in seconds, and the unfamiliarity stage run on a model the tests trained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.workspaces import REPO_ROOT, run
+
+# A model that trains on the real data in seconds, for runs that test orchestration rather than accuracy.
+FAST_REAL_TRAIN = {
+    "train.conv_filters": [8, 16],
+    "train.dense_units": 32,
+    "train.batch_norm": False,
+    "train.conv_dropout": 0.0,
+    "train.dense_dropout": 0.0,
+    "train.augment_flip": False,
+    "train.flip_averaging": False,
+    "train.batch_size": 256,
+    "train.epochs": 1,
+    # And a quicker null for the drift verdict: its threshold from fewer clean resamples (seconds, not a minute).
+    "drift.calibration_resamples": 100,
+}
+
+TINY_TRAIN = {
+    "train.conv_filters": [8, 16],
+    "train.dense_units": 32,
+    "train.batch_norm": False,
+    "train.conv_dropout": 0.0,
+    "train.dense_dropout": 0.0,
+    "train.augment_flip": False,
+    "train.augment_max_shift": 0.0,
+    "train.learning_rate": 0.003,
+    "train.batch_size": 32,
+    "train.epochs": 3,
+}
+
+
+def run_unfamiliarity(params: Path, model: Path, prepared: Path, out: Path) -> dict:
+    """The unfamiliarity stage on a model and its prepared splits, writing into `out` (beside a model there, predict
+    finds it); its summary."""
+    command = [sys.executable, "-m", "pipeline.stages.unfamiliarity", "--params", params, "--model", model]
+    command += ["--train", prepared / "train.npz", "--val", prepared / "val.npz"]
+    command += ["--out", out / "unfamiliarity.npz", "--summary", out / "unfamiliarity.json"]
+    run(list(map(str, command)), REPO_ROOT)
+    return json.loads((out / "unfamiliarity.json").read_text())
+
+
+def run_train(tmp_path, params_path, prepared_dir, out="out"):
+    out_dir = tmp_path / out
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.stages.train",
+            "--params",
+            str(params_path),
+            "--train",
+            str(prepared_dir / "train.npz"),
+            "--val",
+            str(prepared_dir / "val.npz"),
+            "--model",
+            str(out_dir / "model.keras"),
+            "--history",
+            str(out_dir / "history.csv"),
+            "--curve",
+            str(out_dir / "curve.png"),
+            "--metrics",
+            str(out_dir / "metrics.json"),
+            "--timing",
+            str(out_dir / "timing.json"),
+            "--checkpoint-dir",
+            str(tmp_path / "checkpoint"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    return result, out_dir
