@@ -45,11 +45,16 @@ def pytest_xdist_auto_num_workers(config) -> int:
 
 def pytest_itemcollected(item):
     """Group the tests for `--dist loadgroup` as they are collected: by the long session fixture they share, else by
-    module, so that a module's own module-scoped fixtures (a server, a trained model) are also built once."""
+    module where a test uses a module-scoped fixture of its module (a server, a trained model), so that each is built
+    once and its module's tests run in order. The others go to whichever worker is free."""
     if item.get_closest_marker("xdist_group"):
         return
     shared = [group for fixture, group in SHARED_SETUPS.items() if fixture in item.fixturenames]
-    item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.module.__name__))
+    fixtures = [definition for definitions in item._fixtureinfo.name2fixturedefs.values() for definition in definitions]
+    if shared:
+        item.add_marker(pytest.mark.xdist_group(shared[0]))
+    elif any(definition.scope == "module" and definition.baseid for definition in fixtures):
+        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture

@@ -6,23 +6,25 @@ real Fashion-MNIST (the first of each class, through `ingest.dataset: custom`) a
 starting each stage's process.
 
 - `new_small_workspace(name)`: one that has never run, for a test of a first run;
-- `copy_of_small_workspace(name)`: a copy of the one `dvc repro` ran once per session (its model, reports, DVC cache
-  and git history), for a test that starts from a trained model. Prefer it for a new slow test.
+- `copy_of_small_workspace(name)`: a copy of the one the training flow ran once per session (its model, reports, DVC
+  cache and git history), for a test that starts from a model in use. Prefer it for a new slow test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
+from prefect.client.schemas.objects import FlowRun, State
 
 from pipeline.data.datasets import FILE_NAMES
 from pipeline.data.idx import read_idx
 from tests.support.data import write_dataset
 from tests.support.training import FAST_REAL_TRAIN
-from tests.support.workspaces import copy_workspace, run, scratch_workspace
+from tests.support.workspaces import copy_workspace, scratch_workspace
 
 TRAIN_PER_CLASS = 1_000
 TEST_PER_CLASS = 200
@@ -69,17 +71,31 @@ def new_small_workspace(small_params, tmp_path_factory) -> Callable[..., Path]:
     return make
 
 
+class FirstRun(NamedTuple):
+    root: Path
+    state: State  # the training flow's final state
+    flow_run: FlowRun
+
+
 @pytest.fixture(scope="session")
-def small_workspace(new_small_workspace) -> Path:
-    """The small workspace after one `dvc repro`: tests copy it (copy_of_small_workspace) and never change it."""
+def small_workspace(prefect_backend, new_small_workspace) -> FirstRun:
+    """The small workspace after its first training flow run, which ran every stage: tests/flows/test_training_flow.py
+    checks that run; other tests copy the workspace (copy_of_small_workspace) and never change it."""
+    from prefect.client.orchestration import get_client
+
+    from flows.training import training_pipeline
+
     root = new_small_workspace("small-workspace")
-    run(["dvc", "repro"], root)
-    return root
+    state = training_pipeline(workspace=str(root), return_state=True)
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+    return FirstRun(root, state, flow_run)
 
 
 @pytest.fixture(scope="session")
 def copy_of_small_workspace(small_workspace, tmp_path_factory) -> Callable[[str], Path]:
     def make(name: str) -> Path:
-        return copy_workspace(small_workspace, tmp_path_factory.mktemp(name) / "workspace")
+        return copy_workspace(small_workspace.root, tmp_path_factory.mktemp(name) / "workspace")
 
     return make

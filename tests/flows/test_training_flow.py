@@ -16,6 +16,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.dvc_stages import StageFailed, pipeline_stages
 from flows.monitoring import drift_monitor
 from flows.training import training_pipeline
+from tests.support.workspaces import commit_params
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +41,8 @@ GATE = {"promote.max_test_drop": 30.0, "promote.max_source_drop": 30.0}
 
 
 @pytest.fixture(scope="module")
-def workspace(new_small_workspace):
-    return new_small_workspace("flow", GATE)
+def workspace(copy_of_small_workspace):
+    return commit_params(copy_of_small_workspace("flow"), GATE)
 
 
 def run_flow(workspace, overrides):
@@ -66,8 +67,9 @@ def worktrees(workspace) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def first_run(prefect_backend, workspace):
-    return run_flow(workspace, None)
+def first_run(small_workspace, workspace):
+    """The first run of the workspace this module copies (tests/flows/conftest.py): its state and flow run."""
+    return small_workspace.state, small_workspace.flow_run
 
 
 def test_first_run_runs_every_stage_in_dvc_order(first_run, workspace):
@@ -137,7 +139,7 @@ def read_artifacts(flow_run_id) -> dict:
     return {artifact.key: artifact for artifact in artifacts}
 
 
-def test_run_publishes_metrics_table_and_report_links(first_run, workspace):
+def test_run_publishes_metrics_table_and_report_links(first_run, workspace, small_workspace):
     _, flow_run = first_run
     artifacts = read_artifacts(flow_run.id)
     rows = artifacts["evaluation-metrics"].data
@@ -148,8 +150,9 @@ def test_run_publishes_metrics_table_and_report_links(first_run, workspace):
     assert accuracy["value"] == round(metrics["accuracy"], 4)
     assert {row["scope"] for row in rows} == {"overall", *per_class}
     summary = artifacts["training-run-summary"].data
-    assert (workspace / "reports" / "evaluate" / "report.html").resolve().as_uri() in summary
-    assert (workspace / "reports" / "index.html").resolve().as_uri() in summary
+    ran_in = small_workspace.root  # the workspace the first run ran in, of which this module's is a copy
+    assert (ran_in / "reports" / "evaluate" / "report.html").resolve().as_uri() in summary
+    assert (ran_in / "reports" / "index.html").resolve().as_uri() in summary
     assert "first evaluation" in summary
 
 

@@ -86,6 +86,8 @@ def test_each_strategy_finds_a_best_configuration_inside_the_space(search_dir, s
     assert "http://" not in report and "https://" not in report
 
 
+# Slow: every combination of the grid is a trial (eight).
+@pytest.mark.slow
 def test_grid_search_tries_each_combination_once(search_dir):
     write_tune_params(search_dir, strategy="grid", max_trials=20)
     run_tune(search_dir)
@@ -126,6 +128,8 @@ def test_final_epochs_must_be_a_whole_number_or_null(tmp_path):
     assert load_params(TuneParams, write_tune_params(tmp_path, final_epochs=None)).final_epochs is None
 
 
+# Slow: a search, stopped, then resumed.
+@pytest.mark.slow
 def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_dir):
     write_tune_params(search_dir, strategy="random", max_trials=4)
     process = subprocess.Popen(tune_command(search_dir), stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
@@ -148,6 +152,8 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(search_di
     assert pd.read_csv(search_dir / "out" / "trials.csv")["trial"].tolist() == [0, 1, 2, 3]
 
 
+# Slow: a search, stopped, then resumed.
+@pytest.mark.slow
 def test_a_search_stopped_between_a_new_trials_two_state_writes_runs_that_trial_on_resuming(search_dir, monkeypatch):
     from keras_tuner.src.engine.oracle import Oracle
 
@@ -200,6 +206,8 @@ def test_patching_a_keras_tuner_that_lacks_a_patched_name_fails_loudly(monkeypat
         install_atomic_state_writes()
 
 
+# Slow: two searches.
+@pytest.mark.slow
 def test_a_changed_search_starts_anew(search_dir):
     write_tune_params(search_dir, strategy="random", max_trials=2)
     run_tune(search_dir)
@@ -296,6 +304,8 @@ def test_adopting_a_bad_best_file_leaves_params_yaml_as_it_was(tmp_path, best, m
     assert params_file.read_text() == (REPO_ROOT / "params.yaml").read_text()
 
 
+# Slow: KerasTuner's chief serves the search over gRPC to two worker processes.
+@pytest.mark.slow
 def test_two_workers_share_one_search(search_dir):
     write_tune_params(search_dir, strategy="random", max_trials=6, workers=2)
     run_tune(search_dir)
