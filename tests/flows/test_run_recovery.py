@@ -76,7 +76,16 @@ def processes_of(workspace) -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def workspace(new_small_workspace):
-    return new_small_workspace("recovery")
+    root = new_small_workspace("recovery")
+    yield root
+    # A run killed or stopped by a signal leaves its temporary Prefect server running (the next run ends its stage
+    # processes, not that server): end what this module's runs left.
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("PREFECT_HOME") == str(root / ".prefect") and "uvicorn" in process.cmdline():
+                process.kill()
+        except psutil.Error:
+            pass
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,7 @@ def test_a_second_run_waits_for_the_first_and_then_finds_its_work_done(queued_ru
     assert "Traceback" not in first.output + second.output
 
 
-def test_a_run_killed_in_its_train_stage_is_recovered_by_the_next_run(queued_runs, workspace, request):
+def test_a_run_killed_in_its_train_stage_is_recovered_by_the_next_run(queued_runs, workspace):
     before = {name: (workspace / name).read_bytes() for name in ("params.yaml", "dvc.lock", "models/model.keras")}
     killed = Run(workspace, "--set", f"train.epochs={EPOCHS}")
     killed.wait_for("Running stage 'train'")
@@ -112,10 +121,6 @@ def test_a_run_killed_in_its_train_stage_is_recovered_by_the_next_run(queued_run
         time.sleep(0.5)
         history = next(iter(workspace.glob(".dvc/tmp/flow-runs/worktrees/*/models/checkpoint/history.csv")), None)
     time.sleep(random.Random(KILL_SEED).uniform(0, 10))
-    # The run's temporary Prefect server is one of the children that outlive it; the next run does not end it, so
-    # this test does, at its end.
-    servers = [child for child in psutil.Process(killed.process.pid).children() if "uvicorn" in child.cmdline()]
-    request.addfinalizer(lambda: [server.kill() for server in servers if server.is_running()])
     os.kill(killed.process.pid, signal.SIGKILL)  # the flow's process only: its children live on as orphans
     killed.process.wait()
     orphans = processes_of(workspace)
