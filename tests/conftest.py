@@ -57,6 +57,15 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
+def pytest_collection_finish(session):
+    """On an xdist worker: stop if the groups did not reach xdist (it reads them from the node ids), rather than
+    build the default training once per worker."""
+    if getattr(session.config.option, "loadgroup", False) and any(
+        item.get_closest_marker("xdist_group") and "@" not in item.nodeid for item in session.items
+    ):
+        raise pytest.UsageError("pytest-xdist did not group the tests: use the pytest version pyproject.toml names")
+
+
 @pytest.fixture
 def repo_params() -> dict:
     return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())

@@ -19,7 +19,9 @@ from flows.workspace_slot import TOKEN_VARIABLE
 pytestmark = pytest.mark.slow
 
 KILL_SEED = 18
-EPOCHS = 6  # a run with overrides trains this many; the kill lands in its train stage
+# A run with overrides trains this many epochs on the small data (a fraction of a second each), so that its train
+# stage is still running at the seeded random point the kill lands on, up to 2 s after its first epoch.
+EPOCHS = 20
 
 
 class Run:
@@ -78,8 +80,8 @@ def processes_of(workspace) -> list[psutil.Process]:
 def workspace(new_small_workspace):
     root = new_small_workspace("recovery")
     yield root
-    # A run killed or stopped by a signal leaves its temporary Prefect server running (the next run ends its stage
-    # processes, not that server): end what this module's runs left.
+    # A terminal run's temporary Prefect server can outlive a run stopped by a signal; a next run ends what a killed
+    # run left, but this module's last run has no next run: end what its runs left.
     for process in psutil.process_iter():
         try:
             if process.environ().get("PREFECT_HOME") == str(root / ".prefect") and "uvicorn" in process.cmdline():
@@ -120,7 +122,7 @@ def test_a_run_killed_in_its_train_stage_is_recovered_by_the_next_run(queued_run
         assert time.monotonic() < deadline, killed.output
         time.sleep(0.5)
         history = next(iter(workspace.glob(".dvc/tmp/flow-runs/worktrees/*/models/checkpoint/history.csv")), None)
-    time.sleep(random.Random(KILL_SEED).uniform(0, 10))
+    time.sleep(random.Random(KILL_SEED).uniform(0, 2))
     os.kill(killed.process.pid, signal.SIGKILL)  # the flow's process only: its children live on as orphans
     killed.process.wait()
     orphans = processes_of(workspace)

@@ -67,8 +67,11 @@ def test_a_second_run_waits_and_gives_up_at_its_limit_naming_the_holder(tmp_path
 def test_a_waiting_run_starts_when_the_holder_finishes(tmp_path):
     holder, child = start_holder(tmp_path, 3)
     said = []
+    holding_since = time.monotonic()
     with workspace_slot(tmp_path, "second", 1, said.append):
-        assert holder.poll() is not None  # it had to finish first
+        # It had to wait for the holder to let go (the holder's process may still be exiting).
+        assert time.monotonic() - holding_since >= 2.5
+    assert holder.wait(timeout=30) == 0
     assert said[0].startswith("waiting for the workspace")
     # The child it left running is ended too: nothing of an earlier run outlives the next run's start.
     assert f"ending pid {child}" in said[1] and ended(child)
