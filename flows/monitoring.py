@@ -45,8 +45,8 @@ def check_command(workspace: Path, batches: list[Path], check_id: str, options: 
     from dvc.repo import Repo
 
     with Repo(str(workspace)) as repo:
-        # A target names its dvc.yaml by path, read from the current directory: the workspace's own, wherever the
-        # flow was started.
+        # DVC resolves a target's dvc.yaml from the current directory: name the workspace's own, wherever the flow
+        # was started.
         [stage] = repo.stage.collect(f"{Path(workspace).resolve() / 'dvc.yaml'}:{DRIFT_STAGE}")
         stage_command = shlex.split(stage.cmd)
     command, skip = [], 0

@@ -9,14 +9,18 @@ from pathlib import Path
 
 from tests.support.workspaces import REPO_ROOT, run
 
-# A model that trains on the real data in seconds, for runs that test orchestration rather than accuracy.
-FAST_REAL_TRAIN = {
+# The network both training settings below build: two thin convolution blocks, a small dense layer, no regularisers.
+SMALL_NETWORK = {
     "train.conv_filters": [8, 16],
     "train.dense_units": 32,
     "train.batch_norm": False,
     "train.conv_dropout": 0.0,
     "train.dense_dropout": 0.0,
     "train.augment_flip": False,
+}
+
+# A model that trains on the real data in seconds, for runs that test orchestration rather than accuracy.
+FAST_REAL_TRAIN = SMALL_NETWORK | {
     "train.flip_averaging": False,
     "train.batch_size": 256,
     "train.epochs": 1,
@@ -24,13 +28,8 @@ FAST_REAL_TRAIN = {
     "drift.calibration_resamples": 100,
 }
 
-TINY_TRAIN = {
-    "train.conv_filters": [8, 16],
-    "train.dense_units": 32,
-    "train.batch_norm": False,
-    "train.conv_dropout": 0.0,
-    "train.dense_dropout": 0.0,
-    "train.augment_flip": False,
+# A model that learns the toy square task (tests/support/data.py: square_images) in a few epochs.
+TINY_TRAIN = SMALL_NETWORK | {
     "train.augment_max_shift": 0.0,
     "train.learning_rate": 0.003,
     "train.batch_size": 32,
