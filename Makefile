@@ -16,7 +16,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: pipeline test bench setup system-packages node test-system-packages
+.PHONY: pipeline test bench setup gpu system-packages node test-system-packages
 
 pipeline: setup
 	dvc repro
@@ -63,9 +63,25 @@ node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Reinstalled whenever pyproject.toml changes.
+# Reinstalled whenever pyproject.toml changes; a GPU environment (make gpu) gets its GPU build back.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	if [ -f $(VENV)/.gpu ]; then $(swap_in_gpu_build); fi
 	touch $@
+
+# The GPU build of TensorFlow in place of the CPU-only one that pyproject.toml installs on x86-64 (docs/gpu.md).
+# An extra cannot do it: extras add packages, and both builds install the same `tensorflow` module, so the
+# CPU build must go. Same version as the CPU build, so Keras and everything else stay as tested.
+define swap_in_gpu_build
+	version=$$($(VENV)/bin/python -c "import tensorflow; print(tensorflow.__version__)" 2>/dev/null); \
+	$(VENV)/bin/pip uninstall --quiet -y tensorflow-cpu tensorflow; \
+	$(VENV)/bin/pip install --quiet "tensorflow[and-cuda]==$$version"
+endef
+
+gpu: setup
+	touch $(VENV)/.gpu
+	$(swap_in_gpu_build)
+	dvc repro preprocess
+	python bench/gpu_check.py

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from pipeline.errors import PipelineError
 
@@ -27,14 +27,35 @@ def apply_overrides(document: Any, overrides: Mapping[str, Any], source: Path) -
         node[leaf] = _like(node[leaf], value)
 
 
-def edited_text(path: Path, overrides: Mapping[str, Any]) -> str:
-    """The text of params.yaml with the overrides applied, everything else as it was."""
+def edited_text(path: Path, overrides: Mapping[str, Any], line_comments: Mapping[str, str] | None = None) -> str:
+    """The text of params.yaml with the overrides applied, everything else as it was; each `section.key` of
+    `line_comments` gets that text as its end-of-line comment instead of the one it had."""
     yaml_round_trip = round_trip_yaml()
     document = yaml_round_trip.load(Path(path).read_text())
     apply_overrides(document, overrides, path)
+    for dotted, text in (line_comments or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = document
+        for part in parents:
+            node = node[part]
+        replace_line_comment(node, leaf, text)
     buffer = io.StringIO()
     yaml_round_trip.dump(document, buffer)
     return buffer.getvalue()
+
+
+def replace_line_comment(mapping: CommentedMap, key: str, text: str) -> None:
+    """Set the comment at the end of `key`'s line. ruamel keeps the comment lines that follow a key (the next
+    key's own block) in the same token as its end-of-line comment; those stay."""
+    token = mapping.ca.items.get(key, [None, None, None, None])[2]
+    if token is None:
+        mapping.yaml_add_eol_comment(f"# {text}", key)
+        return
+    if token.value.startswith("#"):  # the line had a comment: the rest of the token follows it
+        following = token.value.split("\n", 1)[1]
+    else:  # only the following lines
+        following = token.value.lstrip(" ").removeprefix("\n")
+    token.value = f"# {text}\n{following}"
 
 
 def round_trip_yaml() -> YAML:

@@ -66,8 +66,26 @@ def build_model(params: TrainParams):
     x = layers.Dense(params.dense_units, activation=params.activation, name=EMBEDDING_LAYER)(x)
     if params.dense_dropout:
         x = layers.Dropout(params.dense_dropout, name="dense_dropout")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_LAYER)(x)
+    # The probabilities in float32 whatever the model computes in: a softmax in 16-bit floats loses the small ones.
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name="fashion_cnn")
+
+
+def in_float32(model, params: TrainParams):
+    """A model trained in a mixed precision, rebuilt in float32 with its weights (kept in float32 during mixed
+    precision training, so nothing is lost): the saved model then predicts alike on every machine, including
+    those without fast 16-bit arithmetic. A float32 model is returned as it is."""
+    if model.dtype_policy.name == "float32":
+        return model
+    keras = load_keras()
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = build_model(params)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def with_flip_averaging(model):

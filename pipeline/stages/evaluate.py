@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--pool-record", required=True, type=Path, help="the accepted batches trained on (.json)")
         parser.add_argument("--manifest", required=True, type=Path, help="the ingest manifest, for lineage")
         parser.add_argument("--curve", required=True, type=Path, help="the learning-curve plot from training")
+        parser.add_argument(
+            "--training-record", type=Path, help="the train stage's timing.json: the precision and device it used"
+        )
         parser.add_argument("--dataset", required=True, help="dataset name, for its class names")
         parser.add_argument("--unfamiliarity", required=True, type=Path, help="the unfamiliarity scorer (.npz)")
         parser.add_argument("--unfamiliarity-summary", required=True, type=Path, help="its threshold's summary (.json)")
@@ -51,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         manifest = json.loads(arguments.manifest.read_text())
         accepted = read_pool_record(arguments.pool_record)
         record = lineage(arguments.manifest, {"train": train_params}, batches_line(accepted))
+        if arguments.training_record:
+            trained = json.loads(arguments.training_record.read_text())
+            record["trained in"] = f"{trained['precision']} on {trained['device']}, {trained['train_seconds']:.0f} s"
         with contextlib.ExitStack() as stack:
             outputs = {name: stack.enter_context(atomic_path(getattr(arguments, name))) for name in OUTPUTS}
             metrics, matrix = evaluate(

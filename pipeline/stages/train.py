@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.cli import run_command
 from pipeline.data.preprocessing import load_prepared
 from pipeline.files import atomic_path
-from pipeline.model.network import with_flip_averaging
+from pipeline.model.network import in_float32, with_flip_averaging
 from pipeline.model.training import (
     TrainParams,
     completed_epochs,
@@ -23,6 +23,7 @@ from pipeline.model.training import (
     prepare_checkpoint_dir,
     run_fingerprint,
     save_learning_curve,
+    training_device,
 )
 from pipeline.params import load_params
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         model, history = fit(params, train_split, val_split, arguments.checkpoint_dir)
         seconds = time.perf_counter() - started
+        policy = model.dtype_policy.name
         # Early stopping restores the weights of the epoch with the best val_loss: report that one.
         kept = history.loc[history["val_loss"].idxmin()] if params.early_stopping_patience else history.iloc[-1]
         # Metrics are what DVC compares between runs, so they hold headline results only: time goes apart, and
@@ -60,7 +62,12 @@ def main(argv: list[str] | None = None) -> None:
             "train_seconds": round(seconds, 1),
             "images_per_second": round(trained_images / seconds, 1),
             "resumed": resuming,
+            # What train.precision resolved to on this machine, and where the model trained: the evaluate stage
+            # shows both in its lineage.
+            "precision": policy,
+            "device": training_device(),
         }
+        model = in_float32(model, params)
         if params.flip_averaging:
             model = with_flip_averaging(model)
         outputs = (arguments.model, arguments.history, arguments.curve, arguments.metrics, arguments.timing)
@@ -74,7 +81,10 @@ def main(argv: list[str] | None = None) -> None:
             metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
             timing_file.write_text(json.dumps(timing, indent=2) + "\n")
         shutil.rmtree(arguments.checkpoint_dir, ignore_errors=True)
-        print(f"train: {metrics['epochs']} epochs in {seconds:.0f} s, val accuracy {metrics['val_accuracy']:.4f}")
+        print(
+            f"train: {metrics['epochs']} epochs in {seconds:.0f} s ({policy} on {timing['device']}), "
+            f"val accuracy {metrics['val_accuracy']:.4f}"
+        )
 
     run_command("train", configure, work, argv)
 

@@ -1,7 +1,8 @@
 """tune: search the train stage's hyperparameters with KerasTuner: grid, random, Bayesian optimisation or Hyperband.
 
 The search state lives in --state: a rerun of the same search (same tune and train sections, same data) goes on from
-the last finished trial; any change starts anew. With `tune.workers` above 1 this command also runs as the chief and
+the last finished trial, and so does one with a larger budget (max_trials, max_minutes); any other change starts
+anew. With `tune.workers` above 1 this command also runs as the chief and
 the workers of a distributed search (pipeline/tuning/workers.py).
 """
 
@@ -24,6 +25,9 @@ from pipeline.tuning.search_space import TuneParams
 from pipeline.tuning.tuner import SearchClock, make_tuner, run_search, worker_id
 from pipeline.tuning.workers import run_distributed
 
+# tune keys that leave the search itself as it was (see work()).
+NOT_THE_SEARCH = ("max_trials", "max_minutes", "workers", "final_epochs")
+
 
 def main(argv: list[str] | None = None) -> None:
     def configure(parser):
@@ -40,9 +44,11 @@ def main(argv: list[str] | None = None) -> None:
             run_search(params, arguments.state, train_split, val_split)
             return
         sections = {name: read_section(name, arguments.params) for name in ("tune", "train")}
-        # The state folder is kept the way the train stage keeps its checkpoint: only for the same search. How
-        # many workers run it does not change the search.
-        search = {**sections, "tune": {key: value for key, value in sections["tune"].items() if key != "workers"}}
+        # The state folder is kept the way the train stage keeps its checkpoint: only for the same search. Its
+        # budget, how many workers run it and how long the adopted model trains do not change the search: raising
+        # max_trials or max_minutes continues a finished or interrupted search with the trials it has.
+        tune = {key: value for key, value in sections["tune"].items() if key not in NOT_THE_SEARCH}
+        search = {**sections, "tune": tune}
         if prepare_checkpoint_dir(arguments.state, run_fingerprint(search, split_files)):
             print(f"tune: resuming the search in {arguments.state}")
         if params.workers > 1:

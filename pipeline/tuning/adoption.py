@@ -1,4 +1,5 @@
-"""Adopting a search's best configuration: best_params.yaml's train values written into params.yaml, comments kept."""
+"""Adopting a search's best configuration: best_params.yaml's train values written into params.yaml. Comments on
+lines of their own stay; a changed key's end-of-line comment says where its value came from."""
 
 from __future__ import annotations
 
@@ -27,9 +28,16 @@ def adopt_best_params(best_file: Path, params_file: Path) -> dict[str, tuple]:
     """Edit params.yaml in place; returns each changed key with its (old, new) values."""
     best = read_best(best_file)
     current = read_section("train", params_file)
-    text = edited_text(params_file, {f"train.{key}": value for key, value in best.items()})
+    changed = {key: value for key, value in best.items() if current.get(key) != value}
+    # A changed key's end-of-line comment spoke of the value it had (params.yaml keeps what a key does in the
+    # comment lines above it): it now says where the value came from.
+    text = edited_text(
+        params_file,
+        {f"train.{key}": value for key, value in best.items()},
+        {f"train.{key}": f"adopted from {best_file}" for key in changed},
+    )
     # The whole section must still load before anything is written.
     load_params(TrainParams, params_file, raw=yaml.safe_load(text)["train"])
     with atomic_path(params_file) as staging:
         staging.write_text(text)
-    return {key: (current[key], value) for key, value in best.items() if current[key] != value}
+    return {key: (current[key], value) for key, value in changed.items()}

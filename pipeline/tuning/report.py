@@ -36,29 +36,38 @@ def plot_objective(trials: pd.DataFrame, names: list[str], objective: str, path:
     plt.close(figure)
 
 
+def shown_value(value) -> str:
+    """A table cell: floats to four significant digits, seconds whole, missing values blank."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def write_report(out_dir: Path, trials: pd.DataFrame, best: dict, params, lineage: dict) -> None:
-    names = [dimension.name for dimension in params.space.dimensions]
+    # A one-value list sets its key for every trial: it has no plot and no column, only a line in the summary.
+    searched = [dimension.name for dimension in params.space.dimensions if not dimension.is_fixed]
+    fixed = [dimension for dimension in params.space.dimensions if dimension.is_fixed]
     ascending = not is_maximised(params.objective)
     ranked = trials.sort_values(params.objective, ascending=ascending, na_position="last")
-    plot_path = out_dir / "objective_by_hyperparameter.png"
-    plot_objective(trials, names, params.objective, plot_path)
+    ranked = ranked.drop(columns=[dimension.name for dimension in fixed])
+    ranked["seconds"] = ranked["seconds"].round()
     spent = trials["seconds"].sum() / 60
     summary = (
         f"<p>{params.strategy} search, {len(trials)} trials, {spent:.1f} of {params.max_minutes:g} minutes of "
         f"search time; objective {params.objective} on the validation split; up to {params.epochs} epochs a trial."
         " Adopt the best configuration into params.yaml with <code>python -m pipeline.commands.adopt</code>.</p>"
     )
+    if fixed:
+        held = ", ".join(f"{dimension.name} {dimension.choices[0]}" for dimension in fixed)
+        summary += f"<p>Held fixed in every trial: {held}.</p>"
     best_table = table([[key, str(value)] for key, value in best.items()], ["train param", "best value"])
-    shown = ranked.astype(object).where(ranked.notna(), "")
-    trials_html = table(shown.values.tolist(), list(ranked.columns))
-    (out_dir / "report.html").write_text(
-        page(
-            "Hyperparameter tuning",
-            lineage,
-            [
-                ("Best configuration", summary + best_table),
-                ("Objective against each hyperparameter", image_tag(plot_path, "objective by hyperparameter")),
-                ("Trials, best first", trials_html),
-            ],
-        )
-    )
+    sections = [("Best configuration", summary + best_table)]
+    if searched:
+        plot_path = out_dir / "objective_by_hyperparameter.png"
+        plot_objective(trials, searched, params.objective, plot_path)
+        sections.append(("Objective against each hyperparameter", image_tag(plot_path, "objective by hyperparameter")))
+    rows = [[shown_value(value) for value in row] for row in ranked.astype(object).values.tolist()]
+    sections.append(("Trials, best first", table(rows, [name.replace("_", " ") for name in ranked.columns])))
+    (out_dir / "report.html").write_text(page("Hyperparameter tuning", lineage, sections))

@@ -50,11 +50,24 @@ def best_train_values(tuner, params: TuneParams) -> dict:
     keys = [key for key in TUNABLE_TRAIN_KEYS if key in values]
     if any(key in values for key in FILTER_KEYS):
         keys.append("conv_filters")
-    best_values = {key: section[key] for key in keys}
+    best_values = {key: rounded(section[key]) for key in keys}
     if params.final_epochs is not None:
         # Short trials rank configurations; the adopted one trains to convergence.
         best_values["epochs"] = params.final_epochs
     return best_values
+
+
+# Significant digits a searched float is written with: a search samples its range far more coarsely than this, and
+# two trials that differ only beyond it are the same configuration to within training noise.
+SIGNIFICANT_DIGITS = 3
+
+
+def rounded(value):
+    """A float to SIGNIFICANT_DIGITS (0.002104123002218894 -> 0.0021; a step's 0.30000000000000004 -> 0.3); any
+    other value as it is."""
+    if isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return value
 
 
 def write_best_params(path: Path, best: dict, score: float, trial_count: int, params: TuneParams) -> None:
@@ -62,6 +75,6 @@ def write_best_params(path: Path, best: dict, score: float, trial_count: int, pa
         f"# The best of {trial_count} trials of a {params.strategy} search, {params.objective} {score:.4f}.\n"
         "# Adopt into params.yaml with: python -m pipeline.commands.adopt\n"
     )
-    # One key a line, values in JSON (which YAML reads): lists stay on their line, floats keep every digit.
+    # One key a line, values in JSON (which YAML reads): lists stay on their line.
     lines = [f"  {key}: {json.dumps(value)}" for key, value in best.items()]
     path.write_text(header + "train:\n" + "\n".join(lines) + "\n")

@@ -60,6 +60,11 @@ class Dimension:
     def is_finite(self) -> bool:
         return self.choices is not None or self.is_integer or self.step is not None
 
+    @property
+    def is_fixed(self) -> bool:
+        """A one-value list: the key is set for every trial rather than searched."""
+        return self.choices is not None and len(self.choices) == 1
+
     def extremes(self) -> tuple:
         return self.choices if self.choices is not None else (self.low, self.high)
 

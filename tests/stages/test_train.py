@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline.data.preprocessing import load_prepared, save_arrays
+from pipeline.model.network import build_model
 from pipeline.model.training import TrainParams, fit, prepare_checkpoint_dir, run_fingerprint
 from pipeline.params import load_params
 from tests.support.training import TINY_TRAIN, run_train
@@ -33,6 +34,27 @@ def test_stage_trains_saves_and_is_reproducible(tmp_path, write_params, prepared
     assert list(metrics) == ["epochs", "val_accuracy"] and metrics["epochs"] == 3  # headline figures only
     assert metrics == json.loads((out_again / "metrics.json").read_text())
     pd.testing.assert_frame_equal(history, pd.read_csv(out_again / "history.csv"))
+
+
+def test_a_mixed_precision_model_is_saved_in_float32_and_predicts_as_it_trained(tmp_path, write_params, prepared_dir):
+    params_path = write_params(TINY_TRAIN | {"train.precision": "mixed_bfloat16", "train.flip_averaging": False})
+    result, out = run_train(tmp_path, params_path, prepared_dir)
+    assert result.returncode == 0, result.stderr
+    timing = json.loads((out / "timing.json").read_text())
+    assert (timing["precision"], timing["device"]) == ("mixed_bfloat16", "CPU")
+    saved = keras.models.load_model(out / "model.keras")
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    # The model as it trained: the same weights, computing in bfloat16.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        as_trained = build_model(load_params(TrainParams, params_path))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    as_trained.set_weights(saved.get_weights())
+    images, labels = load_prepared(prepared_dir / "val.npz")
+    saved_classes = saved.predict(images, verbose=0).argmax(axis=1)
+    assert (saved_classes == labels).mean() > 0.5
+    assert (saved_classes == as_trained.predict(images, verbose=0).argmax(axis=1)).mean() >= 0.995
 
 
 class Interrupted(Exception):

@@ -96,14 +96,26 @@ def test_grid_search_tries_each_combination_once(search_dir):
     assert len(trials) == len(combinations) == 8
 
 
-def test_the_best_configuration_trains_for_final_epochs(search_dir):
-    space = {**TINY_SPACE, "augment_erasing": [0.0, 0.3]}
+def test_the_best_configuration_trains_for_final_epochs_with_its_values_rounded(search_dir):
+    space = {
+        **TINY_SPACE,
+        "learning_rate": {"min": 0.002, "max": 0.02, "sampling": "log"},
+        "augment_erasing": [0.0, 0.3],
+        "label_smoothing": [0.1],
+    }
     write_tune_params(search_dir, strategy="random", max_trials=2, final_epochs=7, space=space)
     run_tune(search_dir)
     trials = pd.read_csv(search_dir / "out" / "trials.csv")
     assert (trials["epochs"] == 2).all()  # the trials themselves ran tune.epochs
     best = yaml.safe_load((search_dir / "out" / "best_params.yaml").read_text())["train"]
-    assert best["epochs"] == 7 and best["augment_erasing"] in (0.0, 0.3)
+    assert best["epochs"] == 7 and best["augment_erasing"] in (0.0, 0.3) and best["label_smoothing"] == 0.1
+    best_row = trials.loc[trials["val_accuracy"].idxmax()]
+    assert len(str(best_row["learning_rate"])) > 8  # sampled on a log scale: many digits
+    assert best["learning_rate"] == float(f"{best_row['learning_rate']:.3g}")
+    # The key held fixed has neither a plot panel nor a column, only its line; the searched keys have both.
+    report = (search_dir / "out" / "report.html").read_text()
+    assert "Held fixed in every trial: label_smoothing 0.1." in report
+    assert "<th>label smoothing</th>" not in report and "<th>augment erasing</th>" in report
 
 
 def test_a_val_loss_search_adopts_its_lowest_loss(search_dir):
@@ -216,6 +228,18 @@ def test_a_changed_search_starts_anew(search_dir):
     assert "resuming" not in rerun.stdout and finished_trials(rerun.stdout) == ["0", "1"]
 
 
+# Slow: a search, then the same search with a larger budget.
+@pytest.mark.slow
+def test_raising_max_trials_continues_a_finished_search_with_its_trials(search_dir):
+    write_tune_params(search_dir, strategy="random", max_trials=2)
+    first = run_tune(search_dir)
+    write_tune_params(search_dir, strategy="random", max_trials=3)
+    rerun = run_tune(search_dir)
+    assert finished_trials(first.stdout) == ["0", "1"]
+    assert "resuming the search" in rerun.stdout and finished_trials(rerun.stdout) == ["2"]
+    assert pd.read_csv(search_dir / "out" / "trials.csv")["trial"].tolist() == [0, 1, 2]
+
+
 @pytest.mark.parametrize(
     ("space", "message"),
     [
@@ -282,7 +306,9 @@ def test_adopting_changes_only_the_tuned_lines_of_params_yaml(tmp_path):
         "batch_norm: false",
         "learning_rate: 0.0031",
     ]
-    assert all("#" in old and "#" in new for old, new in changed if "#" in old)  # comments kept
+    # The changed lines' own comments said why the old values; they now say where the new ones came from, and
+    # the comment lines of their own stay (the line count is unchanged above).
+    assert all(new.endswith(f"# adopted from {tmp_path / 'best.yaml'}") for _, new in changed)
 
 
 @pytest.mark.parametrize(
