@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from pipeline.data.preprocessing import load_prepared  # noqa: E402
 from pipeline.keras_runtime import load_keras  # noqa: E402
 from pipeline.model.network import compile_model  # noqa: E402
-from pipeline.model.training import TrainParams, training_datasets, use_precision  # noqa: E402
+from pipeline.model.training import TrainParams, training_datasets, training_precision  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
 
@@ -40,11 +40,11 @@ def main() -> None:
     if not (prepared / "train.npz").is_file():
         sys.exit("gpu check: run `dvc repro preprocess` first (needs data/prepared/)")
     params = dataclasses.replace(load_params(TrainParams, REPO_ROOT / "params.yaml"), epochs=1)
-    policy = use_precision(params)
     train_split, val_split = load_prepared(prepared / "train.npz"), load_prepared(prepared / "val.npz")
     test_images, test_labels = load_prepared(prepared / "test.npz")
     training_batches, validation_batches = training_datasets(params, train_split, val_split)
-    model = compile_model(params, int(np.ceil(len(train_split[1]) / params.batch_size)))
+    with training_precision(params) as policy:
+        model = compile_model(params, int(np.ceil(len(train_split[1]) / params.batch_size)))
     started = time.perf_counter()
     model.fit(training_batches, validation_data=validation_batches, epochs=1, verbose=0)
     seconds = time.perf_counter() - started

@@ -32,7 +32,8 @@ import yaml
 from workspace import REPO_ROOT, scratch_copy, timed, use_this_environment
 
 
-def stage_images_per_second(epochs: int, scratch: Path) -> float:
+def stage_images_per_second(epochs: int, scratch: Path) -> tuple[float, str]:
+    """The train stage's images per second, and the precision its train.precision resolved to."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["train"]["epochs"] = epochs
     (scratch / "params.yaml").write_text(yaml.safe_dump(params))
@@ -66,18 +67,8 @@ def stage_images_per_second(epochs: int, scratch: Path) -> float:
         check=True,
         capture_output=True,
     )
-    return json.loads(outputs["timing.json"].read_text())["images_per_second"]
-
-
-def bare_images_per_second(epochs: int) -> float:
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("bare_keras.py")), str(epochs)],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])["images_per_second"]
+    timing = json.loads(outputs["timing.json"].read_text())
+    return timing["images_per_second"], timing["precision"]
 
 
 # Each setting differs from the stage's (params.yaml's train section and its precision, TensorFlow's default
@@ -181,8 +172,9 @@ def main() -> None:
     stage, bare = [], []
     try:
         for _ in range(arguments.rounds):
-            stage.append(stage_images_per_second(arguments.epochs, scratch))
-            bare.append(bare_images_per_second(arguments.epochs))
+            images_per_second, precision = stage_images_per_second(arguments.epochs, scratch)
+            stage.append(images_per_second)
+            bare.append(bare_keras(arguments.epochs, scratch / "bare.npy", precision)["images_per_second"])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     best_stage, best_bare = max(stage), max(bare)

@@ -7,9 +7,11 @@ checkpoint folder, and a rerun with the same params and data continues from the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -103,7 +105,7 @@ def seed_everything(seed: int) -> None:
 
 
 def training_device() -> str:
-    """ "GPU" when TensorFlow sees one (Keras then trains on it), else "CPU"."""
+    """Where Keras trains: on the GPU when TensorFlow sees one, else on the CPU."""
     load_keras()
     import tensorflow as tf
 
@@ -121,8 +123,9 @@ def cpu_has_amx_bf16() -> bool:
 
 def resolve_precision(requested: str) -> str:
     """The Keras dtype policy to train in. auto is mixed_float16 on a GPU, whose tensor cores run float16 several
-    times faster; mixed_bfloat16 on a CPU with AMX, where an epoch takes ~0.6 of float32's; float32 on other
-    CPUs, where bfloat16 without AMX is no faster (bench/train_speed.py --breakdown; docs/stages.md)."""
+    times faster; mixed_bfloat16 on a CPU with AMX, where an epoch takes 0.4 to 0.6 of float32's time
+    (bench/train_speed.py --breakdown); float32 on other CPUs, where bfloat16 was found no faster (on one with
+    AVX-512 BF16 but no AMX)."""
     if requested != "auto":
         return requested
     if training_device() == "GPU":
@@ -130,12 +133,18 @@ def resolve_precision(requested: str) -> str:
     return "mixed_bfloat16" if cpu_has_amx_bf16() else "float32"
 
 
-def use_precision(params: TrainParams) -> str:
-    """Make the models built from here on compute in the params' precision; returns the policy it resolved to."""
+@contextlib.contextmanager
+def training_precision(params: TrainParams) -> Iterator[str]:
+    """Models built inside compute in the params' precision (yields the policy it resolved to); Keras' global policy
+    is put back after, so that models built later in the same process, to predict, compute in float32."""
     keras = load_keras()
+    before = keras.mixed_precision.global_policy()
     policy = resolve_precision(params.precision)
     keras.mixed_precision.set_global_policy(policy)
-    return policy
+    try:
+        yield policy
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 def run_fingerprint(settings, data_files: list[Path]) -> str:
@@ -170,9 +179,9 @@ def fit(params: TrainParams, train_split, val_split, checkpoint_dir: Path):
     keras = load_keras()
 
     seed_everything(params.seed)
-    use_precision(params)
     steps_per_epoch = int(np.ceil(len(train_split[1]) / params.batch_size))
-    model = compile_model(params, steps_per_epoch)
+    with training_precision(params):
+        model = compile_model(params, steps_per_epoch)
     history_file = checkpoint_dir / "history.csv"
     callbacks = [
         keras.callbacks.CSVLogger(str(history_file), append=True),

@@ -53,6 +53,8 @@ def write_report(out_dir: Path, trials: pd.DataFrame, best: dict, params, lineag
     ranked = trials.sort_values(params.objective, ascending=ascending, na_position="last")
     ranked = ranked.drop(columns=[dimension.name for dimension in fixed])
     ranked["seconds"] = ranked["seconds"].round()
+    # The objective with every digit the ranking shows, so that neighbouring trials read apart.
+    ranked[params.objective] = ranked[params.objective].map(lambda score: "" if pd.isna(score) else f"{score:.4f}")
     spent = trials["seconds"].sum() / 60
     summary = (
         f"<p>{params.strategy} search, {len(trials)} trials, {spent:.1f} of {params.max_minutes:g} minutes of "

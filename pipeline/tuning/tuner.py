@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.keras_runtime import load_keras
 from pipeline.model.network import compile_model
-from pipeline.model.training import seed_everything, training_datasets, use_precision
+from pipeline.model.training import seed_everything, training_datasets, training_precision
 from pipeline.tuning.keras_tuner_patches import forget_unrecorded_trials, install_atomic_state_writes
 from pipeline.tuning.objectives import is_maximised
 from pipeline.tuning.search_space import TuneParams
@@ -88,8 +88,8 @@ def make_tuner(params: TuneParams, state_dir: Path, train_split, val_split):
         def build(self, hp):
             train_params = trial_train_params(hp)
             seed_everything(train_params.seed)
-            use_precision(train_params)
-            return compile_model(train_params, math.ceil(len(train_split[1]) / train_params.batch_size))
+            with training_precision(train_params):
+                return compile_model(train_params, math.ceil(len(train_split[1]) / train_params.batch_size))
 
         def fit(self, hp, model, *args, **kwargs):
             training_batches, validation_batches = training_datasets(trial_train_params(hp), train_split, val_split)

@@ -19,6 +19,9 @@ from pipeline.drift.history import read_history
 from pipeline.drift.params import DriftParams
 from pipeline.drift.shifts import SCENARIOS
 from pipeline.drift.stat_tests import load_null
+from pipeline.keras_runtime import load_keras
+from pipeline.model.network import build_model, classifier_of, load_model, with_flip_averaging
+from pipeline.model.training import TrainParams
 from pipeline.params import load_params
 from pipeline.pictures.batches import Batch, load_batch
 from tests.support.workspaces import run
@@ -63,7 +66,7 @@ def test_default_model_reaches_its_accuracy_target(workspace):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], root).stdout)
     [workspace_metrics] = shown.values()  # one revision: the workspace
     metrics = workspace_metrics["data"]["reports/evaluate/metrics.json"]["data"]
-    assert metrics["accuracy"] >= 0.935
+    assert metrics["accuracy"] >= 0.94
     # The unfamiliarity threshold, set to flag 5% of the validation images, flags as many test images.
     assert 0.04 <= metrics["unfamiliar"] <= 0.06
     # Shirt is the hardest class (it looks like T-shirts, pullovers and coats); none may collapse.
@@ -71,6 +74,28 @@ def test_default_model_reaches_its_accuracy_target(workspace):
     recalls = {name: values["recall"] for name, values in per_class.items()}
     assert min(recalls.values()) >= 0.75, recalls
     assert all(recalls[name] >= 0.95 for name in ("Trouser", "Bag", "Sandal", "Ankle boot", "Sneaker")), recalls
+
+
+def test_the_saved_model_computes_in_float32_and_predicts_as_the_trained_one(workspace):
+    """Whatever precision training resolved to, the saved model computes in float32, and it agrees with its own
+    weights computing in that precision (the model as it trained) on at least 99.5% of the test images."""
+    root, _ = workspace
+    trained_in = json.loads((root / "reports" / "train" / "timing.json").read_text())["precision"]
+    saved = load_model(root / "models" / "model.keras")
+    classifier = classifier_of(saved)
+    assert {layer.dtype_policy.name for layer in classifier.layers} == {"float32"}
+    keras = load_keras()
+    keras.mixed_precision.set_global_policy(trained_in)
+    try:
+        as_trained = build_model(load_params(TrainParams, root / "params.yaml"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    as_trained.set_weights(classifier.get_weights())
+    as_trained = with_flip_averaging(as_trained)
+    images, _ = load_arrays(root / "data" / "prepared" / "test.npz")
+    saved_classes = saved.predict(images, batch_size=1024, verbose=0).argmax(axis=1)
+    trained_classes = as_trained.predict(images, batch_size=1024, verbose=0).argmax(axis=1)
+    assert (saved_classes == trained_classes).mean() >= 0.995
 
 
 # What `dvc metrics show` prints, by metrics file of dvc.yaml: headline numbers only, so that its one table (a column

@@ -14,8 +14,10 @@ from pipeline.params import load_params
 from tests.support.training import TINY_TRAIN, run_train
 
 
-def test_stage_trains_saves_and_is_reproducible(tmp_path, write_params, prepared_dir):
-    params = write_params(TINY_TRAIN)
+# Each precision the stage trains in on a CPU: same params, code and data give the same metrics in each.
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_stage_trains_saves_and_is_reproducible(tmp_path, write_params, prepared_dir, precision):
+    params = write_params(TINY_TRAIN | {"train.precision": precision})
     first, out = run_train(tmp_path, params, prepared_dir, "first")
     assert first.returncode == 0, first.stderr
     assert "Epoch 3/3" in first.stdout  # progress, one line per epoch

@@ -9,9 +9,13 @@ from pathlib import Path
 
 from tests.support.workspaces import REPO_ROOT, run
 
-# The network both training settings below build: two thin convolution blocks, a small dense layer, no regularisers.
+# The network both training settings below build: two thin convolution blocks of one convolution, a small dense
+# layer, no regularisers (no erasing, which could erase the toy task's square, and no label smoothing).
 SMALL_NETWORK = {
     "train.conv_filters": [8, 16],
+    "train.convs_per_block": 1,
+    "train.augment_erasing": 0.0,
+    "train.label_smoothing": 0.0,
     "train.dense_units": 32,
     "train.batch_norm": False,
     "train.conv_dropout": 0.0,
