@@ -181,8 +181,34 @@ def test_label_smoothing_trains_on_one_hot_targets_and_caps_confidence():
         ("conv_filters", [8, 8, 8, 8, 8], "train.conv_filters may have at most 4 blocks"),
         ("weight_decay", 0.01, "train.weight_decay must be 0 unless train.optimizer is adamw, got 0.01"),
         ("batch_norm", "yes", "train.batch_norm must be true or false, got 'yes'"),
+        ("precision", "float16", "train.precision must be one of float32, mixed_bfloat16, mixed_float16, auto"),
     ],
 )
 def test_bad_train_params_name_the_key(write_params, key, value, message):
     with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_params(TrainParams, write_params({f"train.{key}": value}))
+
+
+@pytest.mark.parametrize(
+    ("device", "amx", "resolved"),
+    [("GPU", True, "mixed_float16"), ("CPU", True, "mixed_bfloat16"), ("CPU", False, "float32")],
+)
+def test_auto_precision_is_the_fastest_for_the_machine(monkeypatch, device, amx, resolved):
+    from pipeline.model import training
+
+    monkeypatch.setattr(training, "training_device", lambda: device)
+    monkeypatch.setattr(training, "cpu_has_amx_bf16", lambda: amx)
+    assert training.resolve_precision("auto") == resolved
+    assert training.resolve_precision("float32") == "float32"  # a named precision is taken as it is
+
+
+def test_models_built_in_a_training_precision_keep_it_and_later_models_are_float32():
+    from pipeline.model.training import training_precision
+
+    with training_precision(replace(DEFAULTS, precision="mixed_bfloat16")) as policy:
+        trained = build_model(DEFAULTS)
+    later = build_model(DEFAULTS)
+    assert policy == "mixed_bfloat16" and trained.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert later.get_layer("block1_conv1").compute_dtype == "float32"
+    # The probabilities stay float32 in any precision.
+    assert trained.get_layer("class_probabilities").compute_dtype == "float32"
