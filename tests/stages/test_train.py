@@ -54,9 +54,11 @@ def test_a_mixed_precision_model_is_saved_in_float32_and_predicts_as_it_trained(
         keras.mixed_precision.set_global_policy("float32")
     as_trained.set_weights(saved.get_weights())
     images, labels = load_prepared(prepared_dir / "val.npz")
-    saved_classes = saved.predict(images, verbose=0).argmax(axis=1)
-    assert (saved_classes == labels).mean() > 0.5
-    assert (saved_classes == as_trained.predict(images, verbose=0).argmax(axis=1)).mean() >= 0.995
+    saved_probabilities = saved.predict(images, verbose=0)
+    assert (saved_probabilities.argmax(axis=1) == labels).mean() > 0.5
+    # The same model up to bfloat16's rounding (3 significant digits); other weights would be far off. (The 99.5%
+    # agreement of classes is checked on the default model's 10,000 test images, in tests/e2e.)
+    np.testing.assert_allclose(saved_probabilities, as_trained.predict(images, verbose=0), atol=0.03)
 
 
 class Interrupted(Exception):
