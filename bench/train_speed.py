@@ -10,10 +10,10 @@ at a time (input pipeline against compute, thread settings, oneDNN, op determini
 float32 against mixed_bfloat16, XLA, and the model's channels and layers), each in a fresh process,
 beside bare Keras. For each: seconds of the last epoch (the first also traces the step), its ratio to
 bare Keras, the test accuracy after the bench's epochs, and the share of test images predicted as the
-stage's float32 model predicts them (agreement; same seed and epochs).
+stage's own model predicts them (agreement; same seed and epochs).
 
     python bench/train_speed.py [--epochs 2] [--rounds 2] [--full-repro]
-    python bench/train_speed.py --breakdown [--epochs 2] [--only NAME ...]
+    python bench/train_speed.py --breakdown [--epochs 2] [--rounds 2] [--only WORD ...]
 """
 
 from __future__ import annotations
@@ -128,10 +128,11 @@ def breakdown(epochs: int, rounds: int, only: list[str] | None) -> None:
     first: dict[str, dict] = {}
     try:
         for round_number in range(rounds):
-            for name in names:
-                figures = run_setting(BREAKDOWN[name], epochs, scratch / f"{len(first)}.npy")
+            for index, name in enumerate(names):
+                predictions = scratch / f"{round_number}-{index}.npy"
+                figures = run_setting(BREAKDOWN[name], epochs, predictions)
                 seconds[name].append(figures["epoch_seconds"])
-                first.setdefault(name, {**figures, "predictions": scratch / f"{len(first)}.npy"})
+                first.setdefault(name, {**figures, "predictions": predictions})
                 print(f"round {round_number + 1}: {name}: {figures['epoch_seconds']:.1f} s/epoch", file=sys.stderr)
                 if name == "stage (params.yaml)":  # bare Keras beside it, in the precision the stage resolved to
                     bare = bare_keras(epochs, scratch / "bare.npy", figures["precision"])
