@@ -1,5 +1,8 @@
 """Images that are not clothing, for checking an unfamiliarity score: each set uint8 (N, 28, 28, 1), light on dark.
 
+Four kinds the score must catch (handwritten digits, letters, noise, photos), and two more shown apart (printed
+digits, filled shapes), as a check that a score does not merely fit the four.
+
 Everything is built offline and seeded: scikit-learn's bundled handwritten digits, letters drawn with Pillow's
 built-in font, random noise, and crops of scikit-image's bundled sample photographs (these go through the
 project's picture conversion, pipeline.pictures.batches.load_batch, the way a user's photo would).
@@ -101,3 +104,43 @@ def natural_photos(seed: int = 0, count: int = 500) -> np.ndarray:
             top, left = int(rng.integers(0, photo.shape[0] - side + 1)), int(rng.integers(0, photo.shape[1] - side + 1))
             Image.fromarray(photo[top : top + side, left : left + side]).save(Path(scratch) / f"{index:04d}.png")
         return load_batch(scratch, on_skip=lambda reason: None).images[:count]
+
+
+def printed_digits(seed: int = 0, count: int = 500) -> np.ndarray:
+    """0-9 in Pillow's built-in font, tilted up to 20 degrees either way, at random heights of 14-24 pixels and random
+    positions: digits again, but not the handwritten ones the unfamiliarity score was chosen on."""
+    rng = np.random.default_rng(seed)
+    font = ImageFont.load_default(size=64)
+    images = []
+    for index in range(count):
+        glyph = Image.new("L", (96, 96), 0)
+        ImageDraw.Draw(glyph).text((16, 8), str(index % 10), fill=255, font=font)
+        glyph = glyph.crop(glyph.getbbox()).rotate(float(rng.uniform(-20, 20)), Image.Resampling.BILINEAR, expand=True)
+        height = int(rng.integers(14, 25))
+        width = max(1, min(SIDE, round(glyph.width * height / glyph.height)))
+        resized = glyph.resize((width, height), Image.Resampling.LANCZOS)
+        images.append(
+            _pad_to_side(resized, int(rng.integers(0, SIDE - width + 1)), int(rng.integers(0, SIDE - height + 1)))
+        )
+    return _as_batch(images)
+
+
+def filled_shapes(seed: int = 0, count: int = 501) -> np.ndarray:
+    """A third each of filled ellipses, rectangles and triangles of random size, place and brightness: solid light
+    shapes on black, like a garment's silhouette but none of the ten classes."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for index in range(count):
+        canvas = Image.new("L", (SIDE, SIDE), 0)
+        draw = ImageDraw.Draw(canvas)
+        left, top = (int(value) for value in rng.integers(0, 12, 2))
+        right, bottom = (int(value) for value in rng.integers(16, SIDE, 2))
+        fill = int(rng.integers(100, 256))
+        if index % 3 == 0:
+            draw.ellipse((left, top, right, bottom), fill=fill)
+        elif index % 3 == 1:
+            draw.rectangle((left, top, right, bottom), fill=fill)
+        else:
+            draw.polygon([(left, bottom), (right, bottom), ((left + right) // 2, top)], fill=fill)
+        images.append(np.asarray(canvas))
+    return _as_batch(images)

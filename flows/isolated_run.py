@@ -20,9 +20,9 @@ from typing import Any
 
 from flows.artifacts import CHECKPOINT, DRIFT_HISTORY
 from flows.dvc_stages import StageFailed, run_dvc, save_experiment
-from flows.workspace_slot import runs_dir
 from pipeline.files import atomic_path
 from pipeline.params_edit import edited_text
+from pipeline.workspace_slot import runs_dir
 
 RUN_REPORTS = Path("reports/runs")
 # Ignored by git, so not in a worktree, yet read by a stage (the Data Docs' offline scripts and styles).

@@ -26,10 +26,10 @@ from flows.artifacts import DRIFT_CHECKS, MODEL, SLICES
 from flows.dvc_stages import StageFailed, apply_experiment, run_streaming, save_experiment
 from flows.isolated_run import RUN_REPORTS
 from flows.summary import read_metrics
-from flows.workspace_slot import runs_dir
 from pipeline.drift.history import append_check, read_history
 from pipeline.evaluation.promotion import Decision, PromoteParams, decide, decision_table
 from pipeline.params import load_params, read_section
+from pipeline.workspace_slot import runs_dir
 
 APPLY = "`python -m flows.apply_experiment"  # `dvc exp apply`, for a workspace where tuning never ran too
 

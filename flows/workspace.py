@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flows.dvc_stages import stages_end_on_stop_signals
 from flows.isolated_run import remove_leftover_worktrees
-from flows.workspace_slot import workspace_slot
+from pipeline.workspace_slot import workspace_slot
 
 # The repository the flows run in unless told another: this checkout.
 WORKSPACE = Path(__file__).resolve().parents[1]

@@ -37,6 +37,7 @@ class AcceptParams:
     near_duplicate_ratio: float = param("number", minimum=0, below=1)
     max_test_duplicate_share: float = param("number", minimum=0, below=1)
     max_duplicate_share: float = param("number", minimum=0, below=1)
+    wait_minutes: float = param("number", minimum=0)
 
 
 @dataclass
@@ -153,7 +154,7 @@ def accept_batch(folder: Path, gate: Gate) -> list[str]:
         "classes": class_counts(labels, gate.class_names),
         "sha256": checksum(images, labels),
     }
-    dvc_file = add_to_pool(gate.pool_dir, images, labels, files, manifest)
+    dvc_file = add_to_pool(gate.pool_dir, images, labels, files, manifest, gate.params.wait_minutes)
     counts = ", ".join(f"{class_name} {count}" for class_name, count in manifest["classes"].items())
     return (
         left_out_notes(batch)

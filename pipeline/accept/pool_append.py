@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.pictures.batches import SIDE
 
+DVC_LOCK_MESSAGE = "Unable to acquire lock"  # how DVC 3 says that another dvc command holds the repository
+LOCK_POLL_SECONDS = 2.0
 IMAGES_FILE = "images.npz"
 MANIFEST_FILE = "manifest.json"
 
@@ -62,9 +65,11 @@ def pool_images(pool_dir: Path) -> np.ndarray:
     return np.concatenate([batch.images for batch in batches])
 
 
-def add_to_pool(pool_dir: Path, images: np.ndarray, labels: np.ndarray, files: list[str], manifest: dict) -> Path:
-    """Write the batch folder `manifest["batch"]` (all of it or nothing) and track it with `dvc add`; returns the
-    path of its .dvc file."""
+def add_to_pool(
+    pool_dir: Path, images: np.ndarray, labels: np.ndarray, files: list[str], manifest: dict, wait_minutes: float = 0
+) -> Path:
+    """Write the batch folder `manifest["batch"]` (all of it or nothing) and track it with `dvc add`, waiting up to
+    `wait_minutes` for DVC's lock; returns the path of its .dvc file."""
     target = Path(pool_dir) / manifest["batch"]
     root = dvc_root(target)
     check_new_batch(Path(pool_dir), manifest["batch"])
@@ -78,7 +83,7 @@ def add_to_pool(pool_dir: Path, images: np.ndarray, labels: np.ndarray, files: l
         np.savez_compressed(staging / IMAGES_FILE, **arrays)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     try:
-        dvc_add(target, root)
+        dvc_add(target, root, wait_minutes)
     except PipelineError:
         # The pool holds only what DVC tracks: without its .dvc file the batch was never accepted.
         shutil.rmtree(target, ignore_errors=True)
@@ -95,14 +100,26 @@ def dvc_root(path: Path) -> Path:
     raise PipelineError(f"{path}: not inside a DVC repository (no .dvc/ folder above it); run `dvc init` first")
 
 
-def dvc_add(target: Path, root: Path) -> None:
+def dvc_add(target: Path, root: Path, wait_minutes: float) -> None:
+    """`dvc add` the folder; while another dvc command holds the repository's lock, try again until the limit.
+
+    Not DVC's own --wait-for-lock: it waits without limit and without saying for what."""
     relative = target.resolve().relative_to(root).as_posix()
     command = [sys.executable, "-m", "dvc", "add", relative]
     environment = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    try:
-        subprocess.run(command, cwd=root, env=environment, check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as error:
-        lines = [line.strip() for line in (error.stderr or error.stdout or "").splitlines() if line.strip()]
-        raise PipelineError(
-            f"dvc add {relative} failed: {lines[-1] if lines else f'exit code {error.returncode}'}"
-        ) from None
+    deadline = time.monotonic() + wait_minutes * 60
+    announced = False
+    while True:
+        result = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        lines = [line.strip() for line in (result.stderr or result.stdout or "").splitlines() if line.strip()]
+        busy = any(DVC_LOCK_MESSAGE in line for line in lines)
+        if not busy or time.monotonic() >= deadline:
+            reason = lines[-1] if lines else f"exit code {result.returncode}"
+            waited = f" (after waiting {wait_minutes:g} min for DVC's lock)" if busy else ""
+            raise PipelineError(f"dvc add {relative} failed{waited}: {reason}")
+        if not announced:
+            print(f"accept: waiting for DVC's lock in {root}: another dvc command is running there", flush=True)
+            announced = True
+        time.sleep(LOCK_POLL_SECONDS)

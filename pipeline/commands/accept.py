@@ -7,6 +7,10 @@ images file with its labels file (pipeline/accept/incoming.py). An accepted batc
 data/pool/<batch>.dvc (`dvc add`); a rejected one adds nothing and is named in one line with the expectations it
 broke. Either way its Data Docs and summary are in reports/accept/<batch>/. Each batch is decided on its own; the
 command fails if any was rejected. Not a DVC stage: it appends to the pool that the preprocess stage reads.
+
+It takes the workspace's slot first, as a flow run does (pipeline/workspace_slot.py): a batch never joins the pool
+while a run reads it, and a run never meets the lock of its `dvc add`. It waits up to accept.wait_minutes for the
+slot (and for DVC's own lock, held by a `dvc` command typed in a terminal), naming what it waits for.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.accept.gate import AcceptParams, Gate, accept_batch
+from pipeline.accept.pool_append import dvc_root
 from pipeline.cli import run_command
 from pipeline.data.datasets import dataset_spec
 from pipeline.data.preprocessing import load_prepared
 from pipeline.errors import PipelineError
 from pipeline.params import load_params, read_section
 from pipeline.pictures.options import INVERT_CHOICES
+from pipeline.workspace_slot import workspace_slot
 
 
 def configure(parser) -> None:
@@ -43,6 +49,7 @@ def configure(parser) -> None:
     parser.add_argument(
         "--no-crop", dest="crop", action="store_false", default=None, help="pictures are already cropped to the item"
     )
+    parser.add_argument("--wait-minutes", type=float, help="for a busy workspace (default: accept.wait_minutes)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             params,
             invert=arguments.invert or params.invert,
             crop=params.crop if arguments.crop is None else arguments.crop,
+            wait_minutes=params.wait_minutes if arguments.wait_minutes is None else arguments.wait_minutes,
         )
         dataset = arguments.dataset or read_section("ingest", arguments.params)["dataset"]
         gate = Gate(
@@ -64,13 +72,15 @@ def main(argv: list[str] | None = None) -> None:
             source=arguments.source,
         )
         rejections = []
-        for folder in arguments.batches:
-            try:
-                for line in accept_batch(folder, gate):
-                    print(f"accept: {line}")
-            except PipelineError as error:
-                # Each batch is decided on its own: one rejected leaves the others' decisions standing.
-                rejections.append(f"{folder.resolve().name}: {error}")
+        say = lambda line: print(f"accept: {line}", flush=True)  # noqa: E731
+        with workspace_slot(dvc_root(arguments.pool), "fashion-accept", params.wait_minutes, say):
+            for folder in arguments.batches:
+                try:
+                    for line in accept_batch(folder, gate):
+                        say(line)
+                except PipelineError as error:
+                    # Each batch is decided on its own: one rejected leaves the others' decisions standing.
+                    rejections.append(f"{folder.resolve().name}: {error}")
         for line in rejections[:-1]:
             print(f"accept: error: {line}", file=sys.stderr)
         if rejections:

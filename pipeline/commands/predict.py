@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.cli import run_command
 from pipeline.data.datasets import dataset_spec
 from pipeline.errors import PipelineError
-from pipeline.model.network import load_model, with_embedding_output
+from pipeline.model.network import load_model, with_unfamiliarity_views
 from pipeline.model.prediction import OUTPUT_FORMATS, class_probabilities, load_inputs, prediction_table, write_table
 from pipeline.model.unfamiliarity import load as load_unfamiliarity
 from pipeline.model.unfamiliarity import scores
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
 
         skip = name_skipped if arguments.on_error == "skip" else None
         batch = load_inputs(arguments.sources, arguments.invert, arguments.crop, skip)
-        model = with_embedding_output(load_model(arguments.model))
-        probabilities, embeddings = class_probabilities(model, batch.images, arguments.batch_size)
-        unfamiliarity = scores(scorer, embeddings)
+        model = with_unfamiliarity_views(load_model(arguments.model))
+        probabilities, *views = class_probabilities(model, batch.images, arguments.batch_size)
+        unfamiliarity = scores(scorer, views)
         flags = unfamiliarity > scorer.threshold  # load() refuses a scorer without a threshold
         table = prediction_table(
             batch.names, probabilities, class_names, arguments.top_k, batch.labels, (unfamiliarity, flags)

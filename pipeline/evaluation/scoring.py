@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from pipeline.model.network import with_embedding_output
+from pipeline.model.network import with_unfamiliarity_views
 from pipeline.model.unfamiliarity import Unfamiliarity, flagged
 from pipeline.params import param
 from pipeline.plots import headless_pyplot
@@ -141,11 +141,11 @@ def evaluate(
 
     images, labels = test_split
     labels = labels.astype(np.int64)
-    probabilities, embeddings = with_embedding_output(model).predict(images, batch_size=params.batch_size, verbose=0)
+    probabilities, *views = with_unfamiliarity_views(model).predict(images, batch_size=params.batch_size, verbose=0)
     predictions = probabilities.argmax(axis=1)
     metrics = compute_metrics(labels, probabilities, class_names)
     # Test images are as familiar as the validation images the threshold was set on: close to the flag rate.
-    metrics["unfamiliar"] = round(float(flagged(scorer, embeddings).mean()), 6)
+    metrics["unfamiliar"] = round(float(flagged(scorer, views).mean()), 6)
     metrics["test_images"] = len(labels)
     metrics["sources"] = source_accuracies(model, slices, params.batch_size)
     # DVC shows the headline figures; the per-class scores would add forty columns to its table.

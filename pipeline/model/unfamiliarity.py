@@ -1,99 +1,138 @@
 """How far an image is from what the model was trained on: a score per image, higher = more unfamiliar.
 
-The score is computed on the model's embedding (the penultimate layer, pipeline.model.network.with_embedding_output) and
-is the sum of two standardised scores, chosen by measurement (bench/unfamiliarity_methods.py) among the methods
-the out-of-distribution literature compares:
-- the Mahalanobis distance to the nearest class mean, under one covariance shared by the classes (Lee, Lee, Lee
-  and Shin, "A Simple Unified Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks",
-  NeurIPS 2018). It catches pictures far from all garments (letters, noise, photos) but not handwritten digits,
-  which land near the garment classes' means;
-- the energy score, minus the log-sum-exp of the logits (Liu, Wang, Owens and Li, "Energy-based
-  Out-of-distribution Detection", NeurIPS 2020), the output layer applied to the embedding. It catches the digits,
-  on which no class's logit is high, and misses letters and noise that do raise one.
-Each is divided by its spread on the training images, so neither dominates. The distance to the nearest training
-embeddings (Sun et al., ICML 2022) separates about as well, but costs a search through thousands of them per
-image; the maximum softmax probability alone misses most foreign pictures. The threshold is set on held-out
-validation images so that a chosen share of normal images is flagged:
+The score reads the image at several depths of the model (pipeline.model.network.with_unfamiliarity_views): its
+embedding (the penultimate layer), and each convolution block's feature maps averaged and maxed over the image.
+It is the sum of standardised scores, chosen by measurement (bench/unfamiliarity_methods.py) among the methods the
+out-of-distribution literature compares:
+- for each view, the Mahalanobis distance to the nearest class mean under one covariance shared by the classes
+  (Lee, Lee, Lee and Shin, "A Simple Unified Framework for Detecting Out-of-Distribution Samples and Adversarial
+  Attacks", NeurIPS 2018, whose "feature ensemble" sums it over layers). The early blocks see strokes, texture
+  and noise that the embedding has already abstracted away: letters, photos and noise stand out there;
+- the distance to the nearest training embedding, L2-normalised (Sun, Ming, Zhu and Li, "Out-of-Distribution
+  Detection with Deep Nearest Neighbors", ICML 2022), over a seeded subsample of the training images, projected on
+  its leading principal components: handwritten digits land near the garment classes' means, but far from every
+  garment. The subsample and the projection keep the search within a tenth of the prediction's own cost.
+Each part is divided by its spread on the validation images (none of them in the search bank, whose own members
+would be at distance 0), so none dominates. The threshold is set on the same held-out validation images, so that
+a chosen share of normal images is flagged; no foreign picture sets anything:
 
-    scorer = fit(train_embeddings, train_labels, *output_weights(model))
-    scorer = dataclasses.replace(scorer, threshold=threshold_at(scores(scorer, validation_embeddings), 0.05))
-    save(scorer, path); flagged(load(path), embeddings)
+    scorer = fit(train_views, train_labels, params)
+    scorer = standardised(scorer, validation_views, flag_rate)
+    save(scorer, path); flagged(load(path), views)
 """
 
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import logsumexp
 
 from pipeline.errors import PipelineError
 from pipeline.params import param
 
-FIELDS = ("class_means", "precision", "logit_weights", "logit_bias", "centre", "spread", "threshold")
+SCALARS = ("threshold",)
+ARRAYS = ("projection_mean", "projection", "bank", "centre", "spread")
 
 
 @dataclass(frozen=True)
 class UnfamiliarityParams:
     SECTION: ClassVar[str] = "unfamiliarity"
     flag_rate: float = param("number", above=0, below=1)
+    neighbour_bank: int = param("number", integer=True, minimum=1)
+    neighbour_components: int = param("number", integer=True, minimum=1)
+    seed: int = param("number", integer=True, minimum=0)
     batch_size: int = param("number", integer=True, minimum=1)
 
 
 @dataclass(frozen=True)
 class Unfamiliarity:
-    class_means: np.ndarray  # (classes, D) mean training embedding of each class
-    precision: np.ndarray  # (D, D) pseudo-inverse of the covariance shared by the classes
-    logit_weights: np.ndarray  # (D, classes) the output layer's kernel
-    logit_bias: np.ndarray  # (classes,) and its bias
-    centre: np.ndarray  # (2,) the Mahalanobis distance's and the energy's mean on the training images
-    spread: np.ndarray  # (2,) and their standard deviation there
-    threshold: float = float("nan")  # scores above it are flagged; NaN until set with threshold_at
+    class_means: tuple[np.ndarray, ...]  # per view (classes, D): the mean of each class's training images
+    precisions: tuple[np.ndarray, ...]  # per view (D, D): pseudo-inverse of the covariance shared by the classes
+    projection_mean: np.ndarray  # (E,) the training embeddings' mean, removed before projecting
+    projection: np.ndarray  # (E, C) their leading principal axes
+    bank: np.ndarray  # (B, C) float32: projected, L2-normalised embeddings of a subsample of the training images
+    centre: np.ndarray  # (views + 1,) each part's mean on the validation images
+    spread: np.ndarray  # (views + 1,) and its standard deviation there
+    threshold: float = float("nan")  # scores above it are flagged; NaN until set by `standardised`
 
 
-def fit(embeddings: np.ndarray, labels: np.ndarray, logit_weights: np.ndarray, logit_bias: np.ndarray) -> Unfamiliarity:
-    """The scorer's statistics from training embeddings and their labels (no threshold yet: see threshold_at)."""
-    embeddings, labels = np.asarray(embeddings, dtype=np.float64), np.asarray(labels)
-    if len(embeddings) < 2 or len(embeddings) != len(labels):
-        raise PipelineError(f"need training embeddings and one label each: {len(embeddings)}, {len(labels)}")
+def fit(views: list[np.ndarray], labels: np.ndarray, params: UnfamiliarityParams) -> Unfamiliarity:
+    """The scorer's statistics from the training images' views (embedding first) and labels; not yet standardised."""
+    labels = np.asarray(labels)
+    if len(labels) < 2 or any(len(view) != len(labels) for view in views):
+        raise PipelineError(f"need training views and one label each: {[len(view) for view in views]}, {len(labels)}")
+    means, precisions = zip(*(class_statistics(np.asarray(view, np.float64), labels) for view in views), strict=True)
+    from sklearn.decomposition import PCA
+
+    embeddings = np.asarray(views[0], np.float64)
+    components = min(params.neighbour_components, *embeddings.shape)
+    pca = PCA(n_components=components, svd_solver="randomized", random_state=params.seed).fit(embeddings)
+    chosen = np.random.default_rng(params.seed).permutation(len(embeddings))[: params.neighbour_bank]
+    unscaled = Unfamiliarity(
+        means, precisions, pca.mean_, pca.components_.T, np.zeros((0, components), np.float32), np.zeros(0), np.zeros(0)
+    )
+    return replace(unscaled, bank=projected(unscaled, embeddings[np.sort(chosen)]))
+
+
+def class_statistics(view: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     classes = np.unique(labels)
-    class_means = np.stack([embeddings[labels == label].mean(axis=0) for label in classes])
-    # One covariance of the embeddings around their own class's mean (Lee et al.'s "tied" covariance); the
+    means = np.stack([view[labels == label].mean(axis=0) for label in classes])
+    # One covariance of the views around their own class's mean (Lee et al.'s "tied" covariance); the
     # pseudo-inverse, because units a ReLU never turns on make the covariance singular.
-    centred = embeddings - class_means[np.searchsorted(classes, labels)]
-    precision = np.linalg.pinv(centred.T @ centred / len(embeddings), hermitian=True)
-    weights, bias = np.asarray(logit_weights, dtype=np.float64), np.asarray(logit_bias, dtype=np.float64)
-    unstandardised = Unfamiliarity(class_means, precision, weights, bias, np.zeros(2), np.ones(2))
-    parts = _parts(unstandardised, embeddings)
-    return Unfamiliarity(class_means, precision, weights, bias, parts.mean(axis=0), parts.std(axis=0))
+    centred = view - means[np.searchsorted(classes, labels)]
+    return means, np.linalg.pinv(centred.T @ centred / len(view), hermitian=True)
 
 
-def mahalanobis(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
+def projected(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
+    """Embeddings on the principal axes, L2-normalised, float32 (the nearest-neighbour search's space)."""
+    points = (np.asarray(embeddings, np.float64) - scorer.projection_mean) @ scorer.projection
+    return (points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def mahalanobis(means: np.ndarray, precision: np.ndarray, view: np.ndarray) -> np.ndarray:
     """Squared Mahalanobis distance to the nearest class mean (Lee et al. 2018, their confidence score negated)."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
+    view = np.asarray(view, dtype=np.float64)
     # (x - m)' P (x - m) = x'Px - 2 x'Pm + m'Pm, for every class at once: matrix products, no (N, classes, D) array.
-    projected = embeddings @ scorer.precision
-    own = np.einsum("nd,nd->n", projected, embeddings)
-    means = np.einsum("kd,de,ke->k", scorer.class_means, scorer.precision, scorer.class_means)
-    return (own[:, None] - 2 * projected @ scorer.class_means.T + means[None]).min(axis=1)
+    weighted = view @ precision
+    own = np.einsum("nd,nd->n", weighted, view)
+    of_means = np.einsum("kd,de,ke->k", means, precision, means)
+    return (own[:, None] - 2 * weighted @ means.T + of_means[None]).min(axis=1)
 
 
-def energy(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
-    """The energy score -logsumexp(logits) (Liu et al. 2020): low where some class's logit is high."""
-    logits = np.asarray(embeddings, dtype=np.float64) @ scorer.logit_weights + scorer.logit_bias
-    return -logsumexp(logits, axis=1)
+def nearest_distance(scorer: Unfamiliarity, embeddings: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Squared distance to the nearest bank member, between unit vectors (Sun et al. 2022 with k = 1): squared, like
+    the Mahalanobis distances it is summed with (measured: the unsquared distance separates digits less well)."""
+    queries = projected(scorer, embeddings)
+    nearest = np.empty(len(queries), np.float32)
+    for start in range(0, len(queries), chunk):  # a chunk's similarities to the bank: 40 MB at 10,000 members
+        nearest[start : start + chunk] = (queries[start : start + chunk] @ scorer.bank.T).max(axis=1)
+    return np.maximum(2 - 2 * nearest.astype(np.float64), 0)  # |a - b|^2 = 2 - 2 cos(a, b)
 
 
-def _parts(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
-    return np.stack([mahalanobis(scorer, embeddings), energy(scorer, embeddings)], axis=1)
+def parts(scorer: Unfamiliarity, views: list[np.ndarray]) -> np.ndarray:
+    """(N, views + 1): each view's Mahalanobis distance, then the nearest-neighbour distance."""
+    if len(views) != len(scorer.precisions):
+        raise PipelineError(f"the scorer reads {len(scorer.precisions)} views of an image, got {len(views)}")
+    distances = [
+        mahalanobis(m, p, view) for m, p, view in zip(scorer.class_means, scorer.precisions, views, strict=True)
+    ]
+    return np.stack([*distances, nearest_distance(scorer, views[0])], axis=1)
 
 
-def scores(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
-    """The unfamiliarity of each embedding: the sum of the two scores, each standardised on training images."""
-    return ((_parts(scorer, embeddings) - scorer.centre) / scorer.spread).sum(axis=1)
+def scores(scorer: Unfamiliarity, views: list[np.ndarray]) -> np.ndarray:
+    """The unfamiliarity of each image: the sum of its parts, each standardised on the validation images."""
+    return ((parts(scorer, views) - scorer.centre) / scorer.spread).sum(axis=1)
+
+
+def standardised(scorer: Unfamiliarity, validation_views: list[np.ndarray], flag_rate: float) -> Unfamiliarity:
+    """The scorer with each part's centre and spread, and the threshold, set on held-out normal images."""
+    raw = parts(scorer, validation_views)
+    spread = raw.std(axis=0)
+    scaled = replace(scorer, centre=raw.mean(axis=0), spread=np.where(spread > 0, spread, 1.0))
+    return replace(scaled, threshold=threshold_at(scores(scaled, validation_views), flag_rate))
 
 
 def threshold_at(validation_scores: np.ndarray, flag_rate: float) -> float:
@@ -106,17 +145,20 @@ def threshold_at(validation_scores: np.ndarray, flag_rate: float) -> float:
     return float(np.quantile(validation_scores, 1 - flag_rate, method="higher"))
 
 
-def flagged(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
+def flagged(scorer: Unfamiliarity, views: list[np.ndarray]) -> np.ndarray:
     """Whether each image scores above the scorer's threshold (which must have been set)."""
     if np.isnan(scorer.threshold):
-        raise PipelineError("the unfamiliarity threshold is not set (see threshold_at)")
-    return scores(scorer, embeddings) > scorer.threshold
+        raise PipelineError("the unfamiliarity threshold is not set (see standardised)")
+    return scores(scorer, views) > scorer.threshold
 
 
 def save(scorer: Unfamiliarity, path: Path) -> None:
     """Every field as a plain array in an uncompressed .npz (readable without pickle)."""
+    fields = {name: np.asarray(getattr(scorer, name)) for name in (*ARRAYS, *SCALARS)}
+    for index, (means, precision) in enumerate(zip(scorer.class_means, scorer.precisions, strict=True)):
+        fields[f"class_means_{index}"], fields[f"precision_{index}"] = means, precision
     with open(path, "wb") as file:  # a file object: np.savez would add ".npz" to a path without it
-        np.savez(file, **{name: np.asarray(getattr(scorer, name)) for name in FIELDS})
+        np.savez(file, **fields)
 
 
 def load(path: Path) -> Unfamiliarity:
@@ -129,22 +171,30 @@ def load(path: Path) -> Unfamiliarity:
         raise PipelineError(f"{path}: not an unfamiliarity .npz (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            values = {name: arrays[name] for name in FIELDS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            values = {name: arrays[name] for name in arrays.files}
+        views = sum(name.startswith("precision_") for name in values)
+        means = tuple(values[f"class_means_{index}"] for index in range(views))
+        precisions = tuple(values[f"precision_{index}"] for index in range(views))
+        scorer = Unfamiliarity(means, precisions, *(values[name] for name in ARRAYS), float(values["threshold"]))
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as error:
         raise PipelineError(f"{path}: not an unfamiliarity .npz ({' '.join(str(error).split())[:200]})") from None
-    means, precision, weights = values["class_means"], values["precision"], values["logit_weights"]
-    width = means.shape[-1] if means.ndim == 2 else -1
-    if (
-        precision.shape != (width, width)
-        or weights.shape != (width, len(means))
-        or values["logit_bias"].shape != (len(means),)
-    ):
-        raise PipelineError(f"{path}: inconsistent shapes {means.shape}, {precision.shape}, {weights.shape}")
-    centre, spread, threshold = values["centre"], values["spread"], values["threshold"]
-    if centre.shape != (2,) or spread.shape != (2,) or not (np.isfinite(centre).all() and (spread > 0).all()):
-        raise PipelineError(f"{path}: corrupt standardisation (centre {centre}, spread {spread})")
-    if threshold.shape != () or not np.isfinite(threshold):
-        raise PipelineError(f"{path}: no threshold set (got {threshold}); the unfamiliarity stage sets one")
-    return Unfamiliarity(
-        means, precision, weights, values["logit_bias"], values["centre"], values["spread"], float(values["threshold"])
-    )
+    check_consistent(path, scorer)
+    return scorer
+
+
+def check_consistent(path: Path, scorer: Unfamiliarity) -> None:
+    shapes = [
+        (means.shape, precision.shape) for means, precision in zip(scorer.class_means, scorer.precisions, strict=True)
+    ]
+    if not shapes or any(len(m) != 2 or p != (m[1], m[1]) for m, p in shapes):
+        raise PipelineError(f"{path}: inconsistent class means and precisions {shapes}")
+    width, components = scorer.projection.shape if scorer.projection.ndim == 2 else (-1, -1)
+    if (width, scorer.projection_mean.shape, scorer.bank.shape[1:]) != (shapes[0][0][1], (width,), (components,)):
+        raise PipelineError(f"{path}: inconsistent projection {scorer.projection.shape} and bank {scorer.bank.shape}")
+    parts_count = len(shapes) + 1
+    if scorer.centre.shape != (parts_count,) or scorer.spread.shape != (parts_count,):
+        raise PipelineError(f"{path}: corrupt standardisation (centre {scorer.centre}, spread {scorer.spread})")
+    if not (np.isfinite(scorer.centre).all() and (scorer.spread > 0).all()):
+        raise PipelineError(f"{path}: corrupt standardisation (centre {scorer.centre}, spread {scorer.spread})")
+    if not np.isfinite(scorer.threshold):
+        raise PipelineError(f"{path}: no threshold set (got {scorer.threshold}); the unfamiliarity stage sets one")

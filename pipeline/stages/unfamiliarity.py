@@ -1,5 +1,6 @@
-"""unfamiliarity: what the model's embedding looks like on its training images, and the score above which an image
-counts as unfamiliar, set on the validation split so that `unfamiliarity.flag_rate` of normal images is flagged.
+"""unfamiliarity: what the model's views of its training images look like (its embedding and each convolution block's
+pooled feature maps), and the score above which an image counts as unfamiliar, set on the validation split so that
+`unfamiliarity.flag_rate` of normal images is flagged.
 
 Written beside the model (models/unfamiliarity.npz); predict flags each image against it and the model card states
 it (pipeline/model/unfamiliarity.py says how the score is computed, bench/unfamiliarity_methods.py why).
@@ -7,7 +8,6 @@ it (pipeline/model/unfamiliarity.py says how the score is computed, bench/unfami
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -16,8 +16,8 @@ import numpy as np
 from pipeline.cli import run_command
 from pipeline.data.preprocessing import load_prepared
 from pipeline.files import atomic_path
-from pipeline.model.network import load_model, output_weights, with_embedding_output
-from pipeline.model.unfamiliarity import UnfamiliarityParams, fit, save, scores, threshold_at
+from pipeline.model.network import load_model, with_unfamiliarity_views
+from pipeline.model.unfamiliarity import UnfamiliarityParams, fit, save, scores, standardised
 from pipeline.params import load_params
 
 
@@ -31,17 +31,17 @@ def main(argv: list[str] | None = None) -> None:
 
     def work(arguments):
         params = load_params(UnfamiliarityParams, arguments.params)
-        model = load_model(arguments.model)
-        embedding_model = with_embedding_output(model)
+        views_model = with_unfamiliarity_views(load_model(arguments.model))
 
-        def embeddings(images: np.ndarray) -> np.ndarray:
-            return embedding_model.predict(images, batch_size=params.batch_size, verbose=0)[1]
+        def views(images: np.ndarray) -> list[np.ndarray]:
+            return views_model.predict(images, batch_size=params.batch_size, verbose=0)[1:]
 
         train_images, train_labels = load_prepared(arguments.train)
         val_images, _ = load_prepared(arguments.val)
-        scorer = fit(embeddings(train_images), train_labels, *output_weights(model))
-        val_scores = scores(scorer, embeddings(val_images))
-        scorer = dataclasses.replace(scorer, threshold=threshold_at(val_scores, params.flag_rate))
+        scorer = fit(views(train_images), train_labels, params)
+        val_views = views(val_images)
+        scorer = standardised(scorer, val_views, params.flag_rate)
+        val_scores = scores(scorer, val_views)
         summary = {
             "flag_rate": params.flag_rate,
             "threshold": round(scorer.threshold, 6),

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import yaml
 
-from flows.workspace_slot import TOKEN_VARIABLE
+from pipeline.workspace_slot import TOKEN_VARIABLE
 
 pytestmark = pytest.mark.slow
 

@@ -13,14 +13,14 @@ import pytest
 
 from flows.command_line import KnownFailureFilter
 from flows.dvc_stages import StageFailed
-from flows.workspace_slot import TOKEN_VARIABLE, WorkspaceBusy, runs_dir, workspace_slot
+from pipeline.workspace_slot import TOKEN_VARIABLE, WorkspaceBusy, runs_dir, workspace_slot
 from tests.support.workspaces import REPO_ROOT
 
 # A run holding the slot: it starts a child (as a run starts `dvc repro`), says so, and runs until it is ended.
 HOLDER = """
 import subprocess, sys, time
 from pathlib import Path
-from flows.workspace_slot import workspace_slot
+from pipeline.workspace_slot import workspace_slot
 with workspace_slot(Path(sys.argv[1]), "holder (test)", wait_minutes=0):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     print(child.pid, flush=True)
