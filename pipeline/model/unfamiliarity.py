@@ -183,6 +183,8 @@ def load(path: Path) -> Unfamiliarity:
 
 
 def check_consistent(path: Path, scorer: Unfamiliarity) -> None:
+    if not np.isfinite(scorer.threshold):
+        raise PipelineError(f"{path}: no threshold set (got {scorer.threshold}); the unfamiliarity stage sets one")
     shapes = [
         (means.shape, precision.shape) for means, precision in zip(scorer.class_means, scorer.precisions, strict=True)
     ]
@@ -196,5 +198,3 @@ def check_consistent(path: Path, scorer: Unfamiliarity) -> None:
         raise PipelineError(f"{path}: corrupt standardisation (centre {scorer.centre}, spread {scorer.spread})")
     if not (np.isfinite(scorer.centre).all() and (scorer.spread > 0).all()):
         raise PipelineError(f"{path}: corrupt standardisation (centre {scorer.centre}, spread {scorer.spread})")
-    if not np.isfinite(scorer.threshold):
-        raise PipelineError(f"{path}: no threshold set (got {scorer.threshold}); the unfamiliarity stage sets one")
