@@ -18,7 +18,7 @@ from pipeline.accept.incoming import LABELS_FILE, IncomingBatch, read_incoming
 from pipeline.accept.near_duplicates import Reference, nearest_matches, reference
 from pipeline.accept.pool_append import add_to_pool, check_new_batch, checksum, pool_images
 from pipeline.accept.suite import build_checks, rejection_line, run_checks
-from pipeline.data.pool import SOURCE_NAME
+from pipeline.data.pool import ORIGINAL_SOURCE, SOURCE_NAME
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.lineage import git_revision
@@ -138,8 +138,11 @@ def accept_batch(folder: Path, gate: Gate) -> list[str]:
     name = Path(folder).resolve().name
     check_new_batch(gate.pool_dir, name)
     source = gate.source or name
-    if not SOURCE_NAME.match(source):
-        raise PipelineError(f"a source must be letters, digits, '.', '_' or '-', got {source!r}")
+    if not SOURCE_NAME.match(source) or source == ORIGINAL_SOURCE:
+        raise PipelineError(
+            f"a source must be letters, digits, '.', '_' or '-', and not {ORIGINAL_SOURCE!r} (the dataset's own "
+            f"images), got {source!r}"
+        )
     batch = read_incoming(folder, gate.class_names, gate.params.invert, gate.params.crop)
     summary, table = judge(batch, gate, {"source": source, "from": str(folder)})
     if not summary["success"]:

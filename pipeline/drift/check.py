@@ -15,16 +15,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.drift.features import ImageFeatures, feature_table, fit_components, image_features
+from pipeline.drift.features import ImageFeatures, feature_table, image_features
 from pipeline.drift.params import DriftParams
+from pipeline.drift.references import LoadedReferences, matrix_of
 from pipeline.drift.shifts import SCENARIOS, apply_shift
-from pipeline.drift.stat_tests import BatchTests, FeatureMatrix, Verdict, feature_matrix, judge_batch, with_null
+from pipeline.drift.sources import judge_by_source
+from pipeline.drift.stat_tests import BatchTests, FeatureMatrix, Verdict, feature_matrix
 
 PREDICTION = "predicted_class"
 
 
-def compare(reference: pd.DataFrame, current: pd.DataFrame, threshold: float):
-    """Evidently's data drift preset over every feature column, KS / chi-square at `threshold`; its snapshot."""
+def compare(reference: pd.DataFrame, current: pd.DataFrame, threshold: float, title: str = "Drift check"):
+    """Evidently's data drift preset over every feature column, KS / chi-square at `threshold`; its snapshot,
+    named `title` (what was checked)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -40,6 +43,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, threshold: float):
         return Report([preset], include_tests=True).run(
             Dataset.from_pandas(current, data_definition=definition),
             Dataset.from_pandas(reference, data_definition=definition),
+            name=title,
         )
 
 
@@ -55,6 +59,8 @@ class DriftCheck:
     verdict: Verdict
     snapshot: object
     summary: dict
+    reference: ImageFeatures  # the reference as compared: one source's, or the mix of sources the batch looks like
+    title: str  # what was checked, in words
 
 
 def distance(reference: np.ndarray, current: np.ndarray) -> float:
@@ -111,26 +117,66 @@ def drift_summary(check: DriftCheck, params: DriftParams, class_names: tuple[str
     }
 
 
+def mixed_reference(loaded: LoadedReferences, weights: dict[str, float], seed: int) -> ImageFeatures:
+    """The references' images in the proportions `weights`, as a person and Evidently see the comparison: all of
+    the source that limits the mix and a seeded share of the others (for one source, all of its images)."""
+    rng = np.random.default_rng(seed)
+    sizes = {source: len(loaded.features[source].probabilities) for source in weights}
+    total = min(sizes[source] / weight for source, weight in weights.items())
+    parts = []
+    for source, weight in weights.items():
+        features = loaded.features[source]
+        rows = np.sort(rng.permutation(sizes[source])[: max(1, int(round(weight * total)))])
+        shown = features.sample_images
+        samples = shown[: max(1, int(round(weight * len(shown))))] if shown is not None else None
+        parts.append((features, rows, samples))
+    return ImageFeatures(
+        pixels=pd.concat([features.pixels.iloc[rows] for features, rows, _ in parts], ignore_index=True),
+        probabilities=np.concatenate([features.probabilities[rows] for features, rows, _ in parts]),
+        embeddings=np.concatenate([features.embeddings[rows] for features, rows, _ in parts]),
+        sample_images=np.concatenate([samples for _, _, samples in parts if samples is not None]),
+    )
+
+
 def check_drift(
-    model, reference_features: ImageFeatures, null: tuple, batch, params: DriftParams, class_names
+    model, loaded: LoadedReferences, batch, params: DriftParams, class_names, source: str | None, title: str
 ) -> DriftCheck:
+    """The batch (shifted as params say) against its source's reference, or with `source` None against the mix of
+    known sources it looks like (pipeline/drift/sources.py)."""
     images, labels = apply_shift(batch.images, batch.labels, params.scenario, params.strength, params.seed)
     current_features = image_features(model, images, params.batch_size)
-    components = fit_components(reference_features.embeddings, params.embedding_components, params.seed)
-    reference_matrix = feature_matrix(reference_features, components, class_names)
-    matrix = feature_matrix(current_features, components, class_names)
-    reference = with_null(reference_matrix, len(class_names), *null)
-    results, verdict = judge_batch(reference, matrix, params.alpha, params.effect_floor, params.min_batch)
+    matrix = matrix_of(loaded, current_features, class_names)
+    judgement = judge_by_source(loaded.known, matrix, source, params.alpha, params.effect_floor, params.min_batch)
+    mixed = mixed_reference(loaded, judgement.weights, params.seed)
+    reference_matrix = feature_matrix(mixed, loaded.components, class_names)
     snapshot = compare(
-        feature_table(reference_features, components, class_names),
-        feature_table(current_features, components, class_names),
-        verdict.threshold,
+        feature_table(mixed, loaded.components, class_names),
+        feature_table(current_features, loaded.components, class_names),
+        judgement.verdict.threshold,
+        title,
     )
-    check = DriftCheck(images, current_features, matrix, reference_matrix, results, verdict, snapshot, {})
+    check = DriftCheck(
+        images,
+        current_features,
+        matrix,
+        reference_matrix,
+        judgement.tests,
+        judgement.verdict,
+        snapshot,
+        {},
+        mixed,
+        title,
+    )
     check.summary = drift_summary(check, params, class_names)
     strength = params.strength
     if params.scenario != "none" and strength is None:
         strength = SCENARIOS[params.scenario][1]
     check.summary["batch"] = {"images": len(images), "scenario": params.scenario, "strength": strength}
-    check.summary["reference"] = {"split": params.reference, "images": len(reference_matrix.values)}
+    check.summary["reference"] = {
+        "split": params.reference,
+        "images": len(reference_matrix.values),
+        "sources": judgement.weights,
+        "chosen": judgement.how,
+        "known_sources": list(loaded.known.names),
+    }
     return check

@@ -17,10 +17,26 @@ from pipeline.drift.check import DriftCheck
 from pipeline.plots import headless_pyplot
 from pipeline.reports.html import image_tag, page, table
 
+# Where the drift monitor writes what it decided after the check (flows/monitoring.py): the stage cannot know it.
+MONITOR_DECISION = "<!-- the monitor's decision -->"
 SHOWN_IMAGES = 32
 FURTHEST_IMAGES = 16
 SMALLEST_SHOWN_P = 1e-12  # smaller p-values sit on the trend's floor, so the scale stays readable
 VERDICT_COLOURS = {"drift": "#c0392b", "no drift": "#2e7d32", "inconclusive": "#9e9e9e"}
+
+
+def reference_words(reference: dict) -> str:
+    """Which reference the batch was compared with, and why that one."""
+    weights = reference["sources"]
+    named = ", ".join(f"{html.escape(source)} {weight:.0%}" for source, weight in weights.items())
+    why = {
+        "named source": "the batch's source, as named for this check",
+        "one source (estimated)": "the known source the batch looks like (its source was not named)",
+        "mixture (estimated)": "the mix of known sources the batch looks like (its source was not named), "
+        "estimated from its images",
+    }[reference["chosen"]]
+    known = ", ".join(html.escape(source) for source in reference["known_sources"])
+    return f"the reference of {named}: {why}; known sources: {known}"
 
 
 def verdict_words(summary: dict) -> str:
@@ -30,8 +46,13 @@ def verdict_words(summary: dict) -> str:
     return (
         f'<p style="font-size:1.3em;color:{VERDICT_COLOURS[summary["verdict"]]}">'
         f"<b>{headline[summary['verdict']]}</b>: {html.escape(summary['reason'])}.</p>"
-        f"<p>A batch of {batch['images']} images{html.escape(scenario)} against {summary['reference']['images']} "
-        f"{summary['reference']['split']} images. At alpha {summary['alpha']} a clean batch is called drifted "
+        f"<p>Checked: <code>{html.escape(batch['source'])}</code>, {batch['images']} images "
+        f"({batch['bytes']:,} bytes on disk; sha256 of its images as checked <code>{batch['sha256'][:16]}</code>)"
+        f"{html.escape(scenario)}.</p>"
+        f"<p>Compared with {summary['reference']['images']} {summary['reference']['split']} images, "
+        f"{reference_words(summary['reference'])}.</p>"
+        f"{MONITOR_DECISION}"
+        f"<p>At alpha {summary['alpha']} a clean batch is called drifted "
         f"with probability {summary['alpha']}, whatever its size: the smallest of the {summary['feature_count']} "
         f"tests' p-values ({summary['smallest_p_value']:.3g}) is held to {summary['threshold']:.3g}, the "
         f"threshold clean batches of this size fall under that often; a test counts only with an effect of at "

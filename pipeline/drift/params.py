@@ -17,6 +17,7 @@ from pipeline.pictures.options import INVERT_CHOICES
 class DriftParams:
     SECTION: ClassVar[str] = "drift"
     current_batch: str = param("text", description="a path")
+    current_source: str | None = param("text", description="a source's name", optional=True)
     reference: str = param("choice", options=("val", "train"))
     invert: str = param("choice", options=INVERT_CHOICES)
     crop: bool = param("flag")

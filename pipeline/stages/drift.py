@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import html
 import json
 import shutil
 import tempfile
@@ -21,12 +23,11 @@ import numpy as np
 from pipeline.cli import run_command
 from pipeline.data.datasets import dataset_spec
 from pipeline.drift.check import check_drift
-from pipeline.drift.features import load_features
 from pipeline.drift.history import append_check, read_history
 from pipeline.drift.page import render_page
 from pipeline.drift.params import DriftParams
+from pipeline.drift.references import load_references
 from pipeline.drift.shifts import SCENARIOS
-from pipeline.drift.stat_tests import load_null
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.lineage import lineage
@@ -35,6 +36,7 @@ from pipeline.params import load_params, read_section
 from pipeline.pictures.batches import Batch, load_batch
 from pipeline.reports.headline import drift_headline
 
+UNKNOWN_SOURCE = "unknown"  # --current-source for a batch of unknown source, when params.yaml names one
 # The check's files, and the option naming where the DVC stage also wants each.
 CHECK_FILES = {"page.html": "page", "report.html": "report", "summary.json": "summary", "metrics.json": "metrics"}
 
@@ -48,8 +50,7 @@ def non_negative(text: str) -> float:
 
 def configure(parser) -> None:
     parser.add_argument("--model", required=True, type=Path, help="the trained model (.keras)")
-    parser.add_argument("--reference", required=True, type=Path, help="the reference features (.npz)")
-    parser.add_argument("--calibration", required=True, type=Path, help="the verdict's null distribution (.npz)")
+    parser.add_argument("--reference", required=True, type=Path, help="the references' folder (drift_reference)")
     parser.add_argument(
         "--current", required=True, type=Path, nargs="+", help="the batch to check; several are pooled into one"
     )
@@ -64,6 +65,9 @@ def configure(parser) -> None:
     # A check of the monitor simulates a shift without editing params.yaml.
     parser.add_argument("--scenario", choices=("none", *SCENARIOS), help="instead of drift.scenario")
     parser.add_argument("--strength", type=non_negative, help="instead of drift.strength")
+    parser.add_argument(
+        "--current-source", help="the batch's source, or 'unknown' (default: drift.current_source; null is unknown)"
+    )
 
 
 def pooled_batch(sources: list[Path], checks: Path, invert: str, crop: bool) -> Batch:
@@ -84,6 +88,13 @@ def pooled_batch(sources: list[Path], checks: Path, invert: str, crop: bool) -> 
     )
 
 
+def save_report(snapshot, path: Path, title: str) -> None:
+    """Evidently's report, with a line above it naming what was checked: its own page does not show a name."""
+    snapshot.save_html(str(path))
+    banner = f'<p style="font:16px sans-serif;margin:12px">{html.escape(title)}</p>'
+    path.write_text(path.read_text().replace("<body>", f"<body>{banner}", 1))
+
+
 def write_check(
     folder: Path, check, page_html: str, headline: dict, trend: Path, keep_images: bool, names: list[str]
 ) -> None:
@@ -91,7 +102,7 @@ def write_check(
     with atomic_path(folder) as staging:
         staging.mkdir()
         (staging / "page.html").write_text(page_html)
-        check.snapshot.save_html(str(staging / "report.html"))
+        save_report(check.snapshot, staging / "report.html", check.title)
         (staging / "summary.json").write_text(json.dumps(check.summary, indent=2) + "\n")
         (staging / "metrics.json").write_text(json.dumps(headline, indent=2) + "\n")
         shutil.copy2(trend, staging / "trend.png")
@@ -103,6 +114,17 @@ def write_check(
                 names = [f"image[{index}]" for index in range(len(check.images))]
             with open(staging / "batch.npz", "wb") as file:
                 np.savez_compressed(file, images=check.images, names=np.array(names, dtype=str))
+
+
+def batch_identity(sources: list[Path], images: np.ndarray) -> dict:
+    """What names the batch checked: its files, the sha256 of its images as checked (uint8, after conversion, so the
+    same pictures in another format or folder have the same checksum) and its files' size on disk."""
+    files = [path for source in sources for path in ([source] if source.is_file() else sorted(source.rglob("*")))]
+    return {
+        "files": " + ".join(str(source) for source in sources),
+        "sha256": hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest(),
+        "bytes": sum(path.stat().st_size for path in files if path.is_file()),
+    }
 
 
 def history_entry(check_id: str, now: datetime, summary: dict, arguments, kept_images: bool) -> dict:
@@ -127,26 +149,32 @@ def work(arguments) -> None:
     shift = {key: getattr(arguments, key) for key in ("scenario", "strength") if getattr(arguments, key) is not None}
     params = dataclasses.replace(params, **shift)
     batch = pooled_batch(arguments.current, arguments.checks, params.invert, params.crop)
-    reference_features = load_features(arguments.reference)
     class_names = dataset_spec(arguments.dataset).class_names
-    check = check_drift(
-        load_model(arguments.model), reference_features, load_null(arguments.calibration), batch, params, class_names
+    loaded = load_references(
+        arguments.reference, class_names, params.embedding_components, params.calibration_resamples, params.seed
     )
+    source = params.current_source if arguments.current_source is None else arguments.current_source
+    source = None if source == UNKNOWN_SOURCE else source
+    identity = batch_identity(arguments.current, batch.images)
+    title = f"Drift check of {identity['files']} (sha256:{identity['sha256'][:12]}, {len(batch.images)} images)"
+    check = check_drift(load_model(arguments.model), loaded, batch, params, class_names, source, title)
     now = datetime.now(UTC)
     check_id = arguments.check_id or f"{now:%Y%m%dT%H%M%SZ}-{arguments.source}"
     folder = arguments.checks / check_id
     if folder.exists():
         raise PipelineError(f"{folder}: a check of that id exists already")
     summary = check.summary
-    summary["batch"]["source"] = " + ".join(str(source) for source in arguments.current)
+    summary["batch"].update(source=identity["files"], sha256=identity["sha256"], bytes=identity["bytes"])
     summary["check"] = {"id": check_id, "source": arguments.source, "pooled": list(arguments.pooled)}
-    summary["lineage"] = lineage(arguments.manifest, {"drift": {**read_section("drift", arguments.params), **shift}})
+    # The header names what this check read, not params.yaml's batch (the monitor checks other files).
+    checked = {"current_batch": identity["files"], "current_source": source or UNKNOWN_SOURCE, **shift}
+    summary["lineage"] = lineage(arguments.manifest, {"drift": {**read_section("drift", arguments.params), **checked}})
     kept_images = summary["verdict"] in ("inconclusive", "drift") and arguments.source == "monitor"
     entry = history_entry(check_id, now, summary, arguments, kept_images)
     history = [*read_history(arguments.checks), entry]
     with tempfile.TemporaryDirectory() as scratch:
         trend = Path(scratch) / "trend.png"
-        page_html = render_page(check, reference_features.sample_images, history, summary["lineage"], trend)
+        page_html = render_page(check, check.reference.sample_images, history, summary["lineage"], trend)
         write_check(folder, check, page_html, drift_headline(summary), trend, kept_images, batch.names)
     append_check(arguments.checks, entry)
     for name, option in CHECK_FILES.items():
