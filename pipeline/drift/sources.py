@@ -39,6 +39,7 @@ from pipeline.drift.stat_tests import (
 from pipeline.errors import PipelineError
 
 MIXTURE_STEP = 0.05  # estimated weights are rounded to this: mixtures closer than it share one calibration
+SUM_WEIGHT = 100.0  # how strongly the estimated weights are held to summing to one
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,30 @@ def fit_classifier(matrices: list[FeatureMatrix], seed: int) -> tuple[SourceClas
     ]
 
 
-def rounded_weights(probabilities: np.ndarray) -> np.ndarray:
-    """The batch's estimated mixture: its images' mean source probabilities, rounded to MIXTURE_STEP, summing to 1."""
-    weights = np.round(probabilities.mean(axis=0) / MIXTURE_STEP) * MIXTURE_STEP
+def rounded_weights(probabilities: np.ndarray, confusion: np.ndarray) -> np.ndarray:
+    """The batch's estimated mixture, rounded to MIXTURE_STEP, summing to 1.
+
+    The images' mean source probabilities alone are biased towards the other sources (a classifier is never sure,
+    so a batch of one source would look like a 95/5 mix, which a large batch tells apart from that one source).
+    Corrected as black-box shift estimation does (Lipton, Wang and Smola, ICML 2018): the mean probabilities are
+    `confusion @ weights`, where column s of `confusion` is the mean held-out probabilities of source s's images;
+    solved for weights >= 0 summing to 1.
+    """
+    from scipy.optimize import nnls
+
+    sources = len(confusion)
+    # The sum-to-one constraint as an extra equation, weighted so that it holds almost exactly.
+    system = np.vstack([confusion, np.full((1, sources), SUM_WEIGHT)])
+    weights, _ = nnls(system, np.r_[probabilities.mean(axis=0), SUM_WEIGHT])
+    weights = np.round(weights / max(weights.sum(), 1e-12) / MIXTURE_STEP) * MIXTURE_STEP
     if weights.sum() == 0:
         weights[np.argmax(probabilities.mean(axis=0))] = 1.0
     return weights / weights.sum()
+
+
+def source_confusion(held_out: list[np.ndarray]) -> np.ndarray:
+    """(sources, sources): column s is the mean held-out source probabilities of source s's reference images."""
+    return np.stack([probabilities.mean(axis=0) for probabilities in held_out], axis=1)
 
 
 def column_counts(sorted_values: np.ndarray, points: np.ndarray, side: str) -> np.ndarray:
@@ -155,6 +174,7 @@ def mixture_null(
     proportions `weights`, each with its weights estimated again (from its images' held-out source probabilities)
     and tested against the rest of the references. At most half of a reference is drawn, as for one source."""
     rng = np.random.default_rng([seed, size, *np.round(weights / MIXTURE_STEP).astype(int)])
+    confusion = source_confusion(held_out)
     minima = np.empty(resamples)
     for draw in range(resamples):
         counts = rng.multinomial(size, weights)
@@ -169,9 +189,8 @@ def mixture_null(
                 [reference.matrix.predicted[rows] for reference, rows in zip(references, drawn, strict=True)]
             ),
         )
-        estimated = rounded_weights(
-            np.concatenate([probabilities[rows] for probabilities, rows in zip(held_out, drawn, strict=True)])
-        )
+        probabilities = np.concatenate([own[rows] for own, rows in zip(held_out, drawn, strict=True)])
+        estimated = rounded_weights(probabilities, confusion)
         minima[draw] = mixture_tests(references, estimated, batch, drawn).p_values.min()
     return minima
 
@@ -215,7 +234,7 @@ def judge_by_source(
     elif known.classifier is None:
         weights, how = np.ones(1), "one source (estimated)"
     else:
-        weights = rounded_weights(known.classifier.probabilities(batch.values))
+        weights = rounded_weights(known.classifier.probabilities(batch.values), source_confusion(known.held_out))
         how = "one source (estimated)" if weights.max() == 1 else "mixture (estimated)"
     size = len(batch.values)
     if weights.max() == 1:
