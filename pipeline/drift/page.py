@@ -30,10 +30,10 @@ def reference_words(reference: dict) -> str:
     weights = reference["sources"]
     named = ", ".join(f"{html.escape(source)} {weight:.0%}" for source, weight in weights.items())
     why = {
-        "named source": "the batch's source, as named for this check",
-        "one source (estimated)": "the known source the batch looks like (its source was not named)",
-        "mixture (estimated)": "the mix of known sources the batch looks like (its source was not named), "
-        "estimated from its images",
+        "named source": "the source named for this check",
+        "one source (estimated)": "the known source the batch looks like (no source was named)",
+        "mixture (estimated)": "the mix of known sources the batch looks like, estimated from its images (no source "
+        "was named)",
     }[reference["chosen"]]
     known = ", ".join(html.escape(source) for source in reference["known_sources"])
     return f"the reference of {named}: {why}; known sources: {known}"

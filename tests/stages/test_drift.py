@@ -108,15 +108,13 @@ def stage_files(tmp_path_factory, tiny_params):
             "--prepared",
             str(root / "prepared"),
             "--out",
-            str(root / "reference.npz"),
-            "--calibration",
-            str(root / "calibration.npz"),
+            str(root / "reference"),
         ]
     )
     return root
 
 
-def run_drift(root, params, *currents, extra=()):
+def run_drift(root, params, *currents, extra=(), reference="reference"):
     drift.main(
         [
             *extra,
@@ -125,9 +123,7 @@ def run_drift(root, params, *currents, extra=()):
             "--model",
             str(root / "model.keras"),
             "--reference",
-            str(root / "reference.npz"),
-            "--calibration",
-            str(root / "calibration.npz"),
+            str(root / reference),
             "--current",
             *map(str, currents),
             "--checks",
@@ -152,7 +148,9 @@ def run_drift(root, params, *currents, extra=()):
 def test_stage_finds_no_drift_in_a_clean_batch_and_drift_in_an_inverted_one(stage_files, tiny_params, tmp_path):
     clean = run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz")
     assert clean["verdict"] == "no drift" and not clean["dataset_drift"], clean["reason"]
-    assert clean["batch"] == {"images": 1000, "scenario": "none", "strength": None, "source": clean["batch"]["source"]}
+    assert clean["batch"]["images"] == 1000 and clean["batch"]["scenario"] == "none"
+    assert clean["batch"]["source"] == str(stage_files / "prepared" / "test.npz")
+    assert clean["reference"]["sources"] == {"original": 1.0} and clean["reference"]["chosen"] == "named source"
     assert clean["smallest_p_value"] > clean["threshold"]
     report = (stage_files / "report.html").read_text()
     assert "<script" in report and 'src="http' not in report  # everything inlined: opens offline
@@ -169,6 +167,51 @@ def test_stage_finds_no_drift_in_a_clean_batch_and_drift_in_an_inverted_one(stag
         "smallest_p": shifted["smallest_p_value"],
         "batch_images": 1000,
     }
+
+
+def new_kind_images(count: int, seed: int) -> np.ndarray:
+    """The squares on a brighter, coarser background: a new kind of picture of the same ten classes."""
+    images, _ = square_images(count, seed)
+    return np.clip(images.astype(int) + np.random.default_rng(seed).integers(40, 90, images.shape), 0, 255).astype(
+        np.uint8
+    )
+
+
+@pytest.fixture(scope="module")
+def two_sources(stage_files, tiny_params):
+    """References of a validation split that also holds 400 images of an accepted source (its pool.json says so)."""
+    from pipeline.data.preprocessing import save_arrays
+
+    prepared = stage_files / "prepared-two-sources"
+    prepared.mkdir()
+    images, labels = square_images(1000, seed=1)
+    save_arrays(prepared / "val.npz", np.concatenate([images, new_kind_images(400, 3)]), np.r_[labels, labels[:400]])
+    record = [{"batch": "week-1", "source": "new-kind", "train": 1600, "val": 400, "test": 0}]
+    (prepared / "pool.json").write_text(json.dumps({"batches": record}))
+    arguments = ["--params", str(tiny_params), "--model", str(stage_files / "model.keras"), "--prepared", str(prepared)]
+    drift_reference.main([*arguments, "--out", str(stage_files / "reference-two-sources")])
+    return "reference-two-sources"
+
+
+def test_a_batch_is_judged_against_its_own_source_or_the_sources_it_looks_like(
+    stage_files, tiny_params, two_sources, tmp_path
+):
+    listed = json.loads((stage_files / two_sources / "sources.json").read_text())["sources"]
+    assert listed == [{"source": "original", "images": 1000}, {"source": "new-kind", "images": 400}]
+    np.save(tmp_path / "new.npy", new_kind_images(200, 4))
+    unknown = run_drift(
+        stage_files, tiny_params, tmp_path / "new.npy", reference=two_sources, extra=["--current-source", "unknown"]
+    )
+    assert unknown["verdict"] == "no drift", unknown["reason"]
+    assert unknown["reference"]["sources"] == {"new-kind": 1.0}
+    assert unknown["reference"]["chosen"] == "one source (estimated)"
+    named = run_drift(stage_files, tiny_params, tmp_path / "new.npy", reference=two_sources)  # params: original
+    assert named["verdict"] == "drift" and named["reference"]["sources"] == {"original": 1.0}
+    page = (stage_files / "page.html").read_text()
+    assert str(tmp_path / "new.npy") in page and named["batch"]["sha256"][:16] in page
+    assert "the reference of original 100%: the source named for this check" in page
+    assert "known sources: original, new-kind" in page
+    assert f"Drift check of {tmp_path / 'new.npy'}" in (stage_files / "report.html").read_text()
 
 
 def test_every_check_keeps_its_folder_and_a_line_of_history(stage_files, tiny_params, tmp_path):
