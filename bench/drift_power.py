@@ -2,7 +2,7 @@
 
 The protocol of Rabanser, Guennemann and Lipton, "Failing Loudly: An Empirical Study of Methods for Detecting
 Dataset Shift" (NeurIPS 2019), on the real data: batches of 10 to 5,000 of the 10,000 test images, checked against
-the reference features (data/drift_reference/reference.npz, the validation split), with
+the reference features (data/drift_reference/original.features.npz, the validation split), with
 - Gaussian noise of sd 1, 10 and 100 (0-255 scale), and small, medium and large image shifts (random rotation,
   translation and zoom; random horizontal flips for medium and large), each on 0.1, 0.5 or all of the batch;
 - knockout: 0.1, 0.5 or all of class 0 removed from the test images before the batch is drawn;
@@ -13,7 +13,7 @@ applied, so every size gets a verdict) and, as the bare reference, the paper's b
 each softmax output, drift when any p <= alpha / classes.
 The features of every image are computed once (a shifted copy of the whole test set per shift), so each verdict
 is numpy and scipy on cached rows. Run `dvc repro` first (it needs models/model.keras, data/prepared/ and
-data/drift_reference/reference.npz).
+data/drift_reference/original.features.npz).
 
     python bench/drift_power.py [--repetitions N] [--clean-batches N] [--scenario-repetitions N]
                                 [--resamples N] [--seed N] [--csv PATH]
@@ -277,7 +277,7 @@ def main() -> None:
     parser.add_argument("--csv", help="write every batch's results to this CSV file")
     arguments = parser.parse_args()
     if not (REPO_ROOT / "data" / "drift_reference" / "reference.npz").exists():
-        sys.exit("drift_power: error: data/drift_reference/reference.npz not found; run `dvc repro` first")
+        sys.exit("drift_power: error: data/drift_reference/original.features.npz not found; run `dvc repro` first")
     start, seconds = time.perf_counter(), defaultdict(float)
     bench = Bench(arguments, seconds)
     rng = np.random.default_rng(arguments.seed)

@@ -33,9 +33,7 @@ def drift_command(current: Path, scratch: Path) -> list[str]:
         "--model",
         "models/model.keras",
         "--reference",
-        "data/drift_reference/reference.npz",
-        "--calibration",
-        "data/drift_reference/calibration.npz",
+        "data/drift_reference",
         "--current",
         str(current),
         "--manifest",
@@ -55,8 +53,8 @@ def bare_predict_seconds(model, images: np.ndarray) -> float:
 
 def main() -> None:
     use_this_environment()
-    if not (REPO_ROOT / "data" / "drift_reference" / "calibration.npz").exists():
-        sys.exit("drift_speed: error: data/drift_reference/calibration.npz not found; run `dvc repro` first")
+    if not (REPO_ROOT / "data" / "drift_reference" / "sources.json").exists():
+        sys.exit("drift_speed: error: data/drift_reference/sources.json not found; run `dvc repro` first")
     model = load_model(REPO_ROOT / "models" / "model.keras")
     images, _ = load_arrays(REPO_ROOT / "data" / "prepared" / "test.npz")
     scratch = Path(tempfile.mkdtemp(prefix="bench-drift-"))
@@ -84,9 +82,7 @@ def main() -> None:
                 "--prepared",
                 "data/prepared",
                 "--out",
-                str(scratch / "reference.npz"),
-                "--calibration",
-                str(scratch / "calibration.npz"),
+                str(scratch / "reference"),
             ],
             REPO_ROOT,
         )

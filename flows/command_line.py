@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import logging
 import re
 import sys
@@ -15,12 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from prefect import get_run_logger
+from prefect.exceptions import FailedRun
+from prefect.states import Failed
+
 from flows.dvc_stages import StageFailed
 from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
 from pipeline.errors import PipelineError
 
 Result = TypeVar("Result")
-KNOWN_FAILURES = (StageFailed, PipelineError)
+# FailedRun: a flow (or a subflow) that ended in a Failed state whose message is its one line already.
+KNOWN_FAILURES = (StageFailed, PipelineError, FailedRun)
 # A stage's own `<stage>: error: <reason>` line, and DVC's `ERROR: <reason>`.
 STAGE_ERROR = re.compile(r"^(?P<stage>[\w.:/-]+): error: (?P<reason>.*)$")
 DVC_ERROR = re.compile(r"^ERROR: (?P<reason>.*)$")
@@ -29,6 +35,8 @@ DVC_ERROR = re.compile(r"^ERROR: (?P<reason>.*)$")
 def one_line(program: str, error: Exception) -> str:
     """`<program>: error: <stage>: <reason>`: the failing stage named once, DVC's message kept whole."""
     message = " ".join(str(error).split())
+    if isinstance(error, FailedRun):  # a flow's own one line, from one_line_failures
+        return message
     if match := STAGE_ERROR.match(message):
         message = f"{match['stage']}: {match['reason']}"
     elif match := DVC_ERROR.match(message):
@@ -54,6 +62,26 @@ def quiet_known_failures() -> None:
                 isinstance(existing, KnownFailureFilter) for existing in handler.filters
             ):
                 handler.addFilter(KnownFailureFilter())
+
+
+def one_line_failures(program: str) -> Callable[[Callable], Callable]:
+    """For a flow function (under `@flow`): a known failure ends the run in a Failed state whose message is its one
+    line, the same the command line prints, so `prefect deployment run --watch`, the UI and `prefect flow-run
+    inspect` show the reason rather than a traceback."""
+
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except KNOWN_FAILURES as error:
+                line = one_line(program, error)
+                get_run_logger().error(line)
+                return Failed(message=line)
+
+        return run
+
+    return decorate
 
 
 def add_workspace_options(parser: argparse.ArgumentParser) -> None:

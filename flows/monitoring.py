@@ -18,15 +18,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.artifacts import DRIFT_CHECKS, MODEL, POOL, PREPARED_POOL_RECORD
-from flows.command_line import add_workspace_options, run_flow_command
+from flows.command_line import add_workspace_options, one_line_failures, run_flow_command
 from flows.dvc_stages import run_streaming
 from flows.promotion import refused_batches
 from flows.training import run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
 from pipeline.accept.labelling import SHEET
 from pipeline.data.pool import unseen_batches
-from pipeline.drift.history import drifted_in_a_row, poolable, read_history
+from pipeline.drift.history import drifted_in_a_row, poolable, read_decision, read_history
+from pipeline.drift.page import add_decision
 from pipeline.drift.params import DriftParams
+from pipeline.drift.sources import UNKNOWN_SOURCE
 from pipeline.params import load_params, read_section
 
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
@@ -82,7 +84,7 @@ def shift_options(scenario: str | None, strength: float | None) -> list[str]:
     return options if strength is None else [*options, "--strength", str(strength)]
 
 
-def pool_small_batches(root: Path, params: DriftParams, summary: dict) -> dict:
+def pool_small_batches(root: Path, params: DriftParams, summary: dict, source_options: list[str]) -> dict:
     """After an inconclusive check: the recent inconclusive checks' images pooled into one check, once they are
     enough; otherwise the inconclusive summary as it is."""
     members = poolable(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
@@ -98,17 +100,23 @@ def pool_small_batches(root: Path, params: DriftParams, summary: dict) -> dict:
         return summary
     batches = [str(root / DRIFT_CHECKS / member["batch_file"]) for member in members]
     check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}-pooled"
-    return check_batch(str(root), batches, check_id, ["--pooled", *(member["id"] for member in members)])
+    pooled = ["--pooled", *(member["id"] for member in members)]
+    return check_batch(str(root), batches, check_id, [*source_options, *pooled])
 
 
 def drift_markdown(summary: dict, check: Path, in_a_row: int, retrain_after: int) -> str:
     headline = {"drift": "**Dataset drift**", "no drift": "No dataset drift", "inconclusive": "Inconclusive"}
     batch = summary["batch"]
+    reference = ", ".join(f"{source} {weight:.0%}" for source, weight in summary["reference"]["sources"].items())
     lines = [
         f"{headline[summary['verdict']]}: {summary['reason']}.",
         "",
-        f"Batch: `{batch['source']}`, {batch['images']} images, scenario {batch['scenario']}; reference: "
-        f"{summary['reference']['images']} {summary['reference']['split']} images. Smallest p-value "
+        f"**Then**: {summary['decision']}."
+        + (f" [Labelling sheet]({Path(summary['labelling_sheet']).as_uri()})" if summary["labelling_sheet"] else ""),
+        "",
+        f"Batch: `{batch['source']}` ({batch['images']} images, {batch['bytes']:,} bytes, sha256 of its images "
+        f"`{batch['sha256'][:16]}`), scenario {batch['scenario']}; reference: {summary['reference']['images']} "
+        f"{summary['reference']['split']} images of {reference} ({summary['reference']['chosen']}). Smallest p-value "
         f"{summary['smallest_p_value']:.3g}, threshold {summary['threshold']:.3g} (alpha {summary['alpha']}); "
         f"drifted checks in a row: {in_a_row} (retraining needs {retrain_after}).",
         "",
@@ -128,8 +136,8 @@ def drift_markdown(summary: dict, check: Path, in_a_row: int, retrain_after: int
 
 @task(cache_policy=NO_CACHE)
 def publish_drift(check: Path, in_a_row: int, retrain_after: int) -> None:
-    """The check's verdict as an artifact, linking the check's own drift page."""
-    summary = json.loads((check / "summary.json").read_text())
+    """The check's verdict and what followed it as an artifact, linking the check's own drift page."""
+    summary = {**json.loads((check / "summary.json").read_text()), **read_decision(check)}
     create_markdown_artifact(
         key="drift-summary",
         markdown=drift_markdown(summary, check, in_a_row, retrain_after),
@@ -137,38 +145,55 @@ def publish_drift(check: Path, in_a_row: int, retrain_after: int) -> None:
     )
 
 
-def respond_to_drift(root: Path, summary: dict, retrain: bool) -> None:
-    """Confirmed drift: retrain, through the promotion gate, when `retrain` and accepted data the model has not seen
-    (nor a refused candidate before it) is waiting; otherwise a labelling sheet of the drifted batch, as retraining
-    on the same data would learn nothing new."""
-    logger = get_run_logger()
-    unseen = [
-        batch
-        for batch in unseen_batches(root / POOL, root / PREPARED_POOL_RECORD)
-        if batch not in refused_batches(root)
-    ]
-    if retrain and unseen:
-        logger.info(
-            "drift confirmed; retraining on %d accepted batch(es) the model has not seen: %s",
-            len(unseen),
-            ", ".join(unseen),
+def unseen_accepted_batches(root: Path) -> list[str]:
+    """Accepted batches the model has not seen, nor a refused candidate before it: new data to retrain on."""
+    refused = refused_batches(root)
+    return [batch for batch in unseen_batches(root / POOL, root / PREPARED_POOL_RECORD) if batch not in refused]
+
+
+def next_step(summary: dict, params: DriftParams, in_a_row: int, retrain: bool, unseen: list[str]) -> str:
+    """What the monitor does after the check, in words: the page, the index and the artifact say it."""
+    if summary["verdict"] == "inconclusive":
+        return (
+            f"waiting for more images: a verdict needs drift.min_batch ({params.min_batch}); this check's are pooled "
+            f"with the next inconclusive ones of the next {params.window_days} days"
         )
-        # A subflow, so the retraining shows under this run in the UI; it shares this run's workspace slot.
-        retraining = training_pipeline(workspace=str(root), return_state=True)
-        summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
-        retraining.result()  # a failed retraining fails the monitor run too
-        return
-    check = root / DRIFT_CHECKS / summary["check"]["id"]
-    sheet = write_labelling_sheet(str(root), str(check))
-    summary["labelling_sheet"] = str(sheet)
+    if summary["verdict"] == "no drift":
+        return "nothing: no drift"
+    if in_a_row < params.retrain_after:
+        return f"waiting for another drifted check: {in_a_row} of drift.retrain_after ({params.retrain_after}) in a row"
+    if retrain and unseen:
+        return (
+            f"drift confirmed ({in_a_row} drifted checks in a row): retraining on {len(unseen)} accepted batch(es) "
+            f"the model has not seen ({', '.join(unseen)}), through the promotion gate"
+        )
     why = "no accepted data the model has not seen" if retrain else "retraining is off"
-    logger.info(
-        "drift confirmed, but %s: not retraining. Label the drifted batch: fill in the label column of %s, "
-        "copy its folder to data/incoming/<batch name>/ and run `fashion-accept data/incoming/<batch name> "
-        "--no-crop --invert never` (its images are converted already)",
-        why,
+    return f"drift confirmed ({in_a_row} drifted checks in a row), but {why}: wrote a labelling sheet of the batch"
+
+
+def retrain_on(root: Path, summary: dict, unseen: list[str]) -> None:
+    """Confirmed drift with new accepted data: the training pipeline, through the promotion gate."""
+    get_run_logger().info(
+        "drift confirmed; retraining on %d accepted batch(es) the model has not seen: %s",
+        len(unseen),
+        ", ".join(unseen),
+    )
+    # A subflow, so the retraining shows under this run in the UI; it shares this run's workspace slot.
+    retraining = training_pipeline(workspace=str(root), return_state=True)
+    summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
+    retraining.result()  # a failed retraining fails the monitor run too
+
+
+def label_instead(root: Path, check: Path) -> str:
+    """Confirmed drift and nothing new to learn from: a labelling sheet of the drifted batch, and how to use it."""
+    sheet = write_labelling_sheet(str(root), str(check))
+    get_run_logger().info(
+        "not retraining. Label the drifted batch: fill in the label column of %s, copy its folder to "
+        "data/incoming/<batch name>/ and run `fashion-accept data/incoming/<batch name> --no-crop --invert never` "
+        "(its images are converted already)",
         sheet,
     )
+    return str(sheet)
 
 
 @task(cache_policy=NO_CACHE)
@@ -182,11 +207,13 @@ def write_labelling_sheet(workspace: str, check: str) -> Path:
 
 
 @flow(name="drift-monitor")
+@one_line_failures("drift-monitor")
 def drift_monitor(
     batch: str | None = None,
     scenario: str | None = None,
     strength: float | None = None,
     retrain_on_drift: bool | None = None,
+    source: str | None = None,
     workspace: str = str(WORKSPACE),
     wait_minutes: float = DEFAULT_WAIT_MINUTES,
 ) -> dict:
@@ -198,6 +225,8 @@ def drift_monitor(
     is inconclusive; its images are pooled with the other inconclusive checks of the last drift.window_days days
     into one check once they are enough. The training pipeline starts only after drift.retrain_after drifted
     checks in a row (independent batches) and when `retrain_on_drift` (default: params.yaml's) allows it.
+    `source` names where the batch comes from when it is known ('original' or an accepted source): it is then judged
+    against that source's reference alone; by default (traffic) against the mix of known sources it looks like.
     """
     root = Path(workspace).resolve()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
@@ -205,18 +234,25 @@ def drift_monitor(
         run_stage(REFERENCE_STAGE, str(root))
         batch_path = Path(batch).resolve() if batch else root / params.current_batch
         check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
-        summary = check_batch(str(root), [str(batch_path)], check_id, shift_options(scenario, strength))
+        options = ["--current-source", source or UNKNOWN_SOURCE, *shift_options(scenario, strength)]
+        summary = check_batch(str(root), [str(batch_path)], check_id, options)
         if summary["verdict"] == "inconclusive":
-            summary = pool_small_batches(root, params, summary)
+            summary = pool_small_batches(root, params, summary, options[:2])
         in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
         summary["drifted_in_a_row"] = in_a_row
-        publish_drift(root / DRIFT_CHECKS / summary["check"]["id"], in_a_row, params.retrain_after)
-        run_stage(INDEX_STAGE, str(root))  # the index shows the latest check and the trend
-        if retrain_on_drift is None:
-            retrain_on_drift = params.retrain_on_drift
+        retrain = params.retrain_on_drift if retrain_on_drift is None else retrain_on_drift
         summary["retraining_flow_run_id"] = summary["labelling_sheet"] = None
-        if summary["dataset_drift"] and in_a_row >= params.retrain_after:
-            respond_to_drift(root, summary, retrain_on_drift)
+        check = root / DRIFT_CHECKS / summary["check"]["id"]
+        confirmed = summary["dataset_drift"] and in_a_row >= params.retrain_after
+        unseen = unseen_accepted_batches(root) if confirmed else []
+        if confirmed and not (retrain and unseen):
+            summary["labelling_sheet"] = label_instead(root, check)
+        summary["decision"] = next_step(summary, params, in_a_row, retrain, unseen)
+        add_decision(check, summary["decision"], summary["labelling_sheet"])
+        publish_drift(check, in_a_row, params.retrain_after)
+        run_stage(INDEX_STAGE, str(root))  # the index shows the latest check, what followed it, and the trend
+        if confirmed and retrain and unseen:
+            retrain_on(root, summary, unseen)
     summary["flow_run_id"] = str(flow_run.id)
     return summary
 
@@ -227,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", help="simulate a shift of the batch: brightness, contrast, noise, ...")
     parser.add_argument("--strength", type=float, help="the shift's strength (default: the scenario's)")
     parser.add_argument("--no-retrain", action="store_true", help="never start the training pipeline")
+    parser.add_argument("--source", help="the batch's source, when known: 'original' or an accepted source")
     add_workspace_options(parser)
     arguments = parser.parse_args(argv)
     run_flow_command(
@@ -238,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
             scenario=arguments.scenario,
             strength=arguments.strength,
             retrain_on_drift=False if arguments.no_retrain else None,
+            source=arguments.source,
             workspace=arguments.workspace,
             wait_minutes=arguments.wait_minutes,
         ),

@@ -13,7 +13,9 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -23,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.artifacts import DRIFT_CHECKS, MODEL, SLICES
-from flows.dvc_stages import StageFailed, apply_experiment, run_streaming, save_experiment
+from flows.dvc_stages import StageFailed, apply_experiment, run_dvc, run_streaming, save_experiment
 from flows.isolated_run import RUN_REPORTS
 from flows.summary import read_metrics
 from pipeline.drift.history import append_check, read_history
@@ -146,7 +148,31 @@ def publish_decision(decision: Decision, names: dict[str, str], batches: list[st
         description="The candidate against the model in use on each test set, and the gate's decision.",
     )
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({**asdict(decision), **names, "batches": batches}, indent=2) + "\n")
+    decided_at = datetime.now(UTC).isoformat(timespec="seconds")
+    record.write_text(
+        json.dumps({**asdict(decision), **names, "batches": batches, "decided_at": decided_at}, indent=2) + "\n"
+    )
+
+
+def drop_refused_experiments(workspace: Path, keep: int, echo: Callable[[str], None]) -> list[str]:
+    """Remove the DVC experiments of refused candidates but the newest `keep`; their decision records stay, marked
+    so. Returns the experiments removed."""
+    records = [(json.loads(path.read_text()), path) for path in (workspace / RUN_REPORTS).glob("*/promotion.json")]
+    refused = sorted(
+        ((decision, path) for decision, path in records if not decision["promoted"]),
+        key=lambda pair: pair[0].get("decided_at", ""),  # records from before it was kept sort oldest
+    )
+    removed = []
+    for decision, path in refused[: max(len(refused) - keep, 0)]:
+        if decision.get("experiment_removed"):
+            continue
+        run_dvc(["exp", "remove", decision["candidate"]], workspace, "exp remove", echo=lambda line: None)
+        path.write_text(json.dumps({**decision, "experiment_removed": True}, indent=2) + "\n")
+        removed.append(decision["candidate"])
+    if removed:
+        names = ", ".join(removed)
+        echo(f"removed {len(removed)} refused candidate(s)' experiments, keeping the newest {keep}: {names}")
+    return removed
 
 
 def refused_batches(workspace: Path) -> set[str]:

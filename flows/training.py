@@ -18,16 +18,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.artifacts import PREPARED_POOL_RECORD
-from flows.command_line import add_workspace_options, run_flow_command
+from flows.command_line import add_workspace_options, one_line_failures, run_flow_command
 from flows.dvc_stages import StageRun, has_commit, pipeline_stages, reproduce_stage
 from flows.isolated_run import RUN_REPORTS, isolated_run
 from flows.overrides import parse_assignment
-from flows.promotion import gate, model_changed, model_in_use, promote, publish_decision
+from flows.promotion import drop_refused_experiments, gate, model_changed, model_in_use, promote, publish_decision
 from flows.summary import metrics_table, read_metrics, summary_markdown
 from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
 from pipeline.data.pool import read_pool_record
 from pipeline.errors import PipelineError
-from pipeline.evaluation.promotion import Decision
+from pipeline.evaluation.promotion import Decision, PromoteParams
+from pipeline.params import load_params
 from pipeline.params_edit import edited_text
 
 
@@ -104,10 +105,13 @@ def candidate_run(
         if decision.promoted:
             promote(str(root), names["candidate"], names["champion"])
         publish_decision(decision, names, batches, reports / "promotion.json")
+        keep = load_params(PromoteParams, root / "params.yaml").keep_refused_experiments
+        drop_refused_experiments(root, keep, logger.info)
     return CandidateRun(stage_runs, current, decision)
 
 
 @flow(name="training-pipeline")
+@one_line_failures("training-pipeline")
 def training_pipeline(
     overrides: dict[str, Any] | None = None,
     workspace: str = str(WORKSPACE),

@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.artifacts import BEST_PARAMS
-from flows.command_line import add_workspace_options, run_flow_command
+from flows.command_line import add_workspace_options, one_line_failures, run_flow_command
 from flows.dvc_stages import has_commit
 from flows.summary import read_metrics
 from flows.training import candidate_run, run_stage, training_pipeline
@@ -51,6 +51,7 @@ def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: di
 
 
 @flow(name="tuning-pipeline")
+@one_line_failures("tuning-pipeline")
 def tuning_pipeline(workspace: str = str(WORKSPACE), wait_minutes: float = DEFAULT_WAIT_MINUTES) -> dict:
     """Tune, train the best configuration as a challenger, and promote it only if it beats the model in use."""
     root = Path(workspace).resolve()

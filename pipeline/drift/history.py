@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 HISTORY_FILE = "history.jsonl"
+DECISION_FILE = "decision.json"  # in a monitor's check folder: what the monitor did after the check
 
 
 def append_check(checks_dir: Path, entry: dict) -> None:
@@ -62,3 +63,10 @@ def drifted_in_a_row(entries: list[dict], now: datetime, window_days: int) -> in
             break
         count += 1
     return count
+
+
+def read_decision(check_folder: Path) -> dict:
+    """What the drift monitor did after a check (pipeline/drift/page.py writes it); none after the stage's own."""
+    path = Path(check_folder) / DECISION_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    return {"decision": record.get("decision"), "labelling_sheet": record.get("labelling_sheet")}

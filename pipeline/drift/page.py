@@ -7,6 +7,7 @@ the reference; then each test's p-value and effect, and every check so far as a 
 from __future__ import annotations
 
 import html
+import json
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.drift.check import DriftCheck
+from pipeline.drift.history import DECISION_FILE
+from pipeline.files import atomic_path
 from pipeline.plots import headless_pyplot
 from pipeline.reports.html import image_tag, page, table
 
@@ -181,3 +184,19 @@ def render_page(
             (f"Every check so far ({len(history)})", image_tag(trend, "trend of checks")),
         ]
         return page("Drift check", lineage, sections)
+
+
+def add_decision(folder: Path, decision: str, labelling_sheet: str | None) -> None:
+    """What the drift monitor decided after the check, into its folder: decision.json, and on its page (where the
+    stage left MONITOR_DECISION), with a link to the labelling sheet when one was written."""
+    sheet = ""
+    if labelling_sheet:
+        link = Path(labelling_sheet).resolve().relative_to(folder.resolve()).as_posix()
+        sheet = f' <a href="{html.escape(link)}">The labelling sheet</a>.'
+    words = f"<p><b>What the drift monitor did next</b>: {html.escape(decision)}.{sheet}</p>"
+    record = {"decision": decision, "labelling_sheet": labelling_sheet}
+    with atomic_path(folder / DECISION_FILE) as staging:
+        staging.write_text(json.dumps(record, indent=2) + "\n")
+    page_file = folder / "page.html"
+    with atomic_path(page_file) as staging:
+        staging.write_text(page_file.read_text().replace(MONITOR_DECISION, words, 1))

@@ -38,6 +38,7 @@ from pipeline.drift.stat_tests import (
 )
 from pipeline.errors import PipelineError
 
+UNKNOWN_SOURCE = "unknown"  # what a check names as the source of a batch whose source is not known
 MIXTURE_STEP = 0.05  # estimated weights are rounded to this: mixtures closer than it share one calibration
 SUM_WEIGHT = 100.0  # how strongly the estimated weights are held to summing to one
 

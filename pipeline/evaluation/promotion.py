@@ -20,6 +20,7 @@ class PromoteParams:
     SECTION: ClassVar[str] = "promote"
     max_test_drop: float = param("number", minimum=0)
     max_source_drop: float = param("number", minimum=0)
+    keep_refused_experiments: int = param("number", integer=True, minimum=0)
 
 
 @dataclass

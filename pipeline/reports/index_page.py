@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.data.pool import PoolBatch
-from pipeline.drift.history import HISTORY_FILE, read_history
+from pipeline.drift.history import HISTORY_FILE, read_decision, read_history
 from pipeline.reports.html import STYLE, image_tag, lineage_list
 from pipeline.tuning.objectives import best_score
 
@@ -145,6 +145,29 @@ def render_index(reports_dir: Path, page_dir: Path, pool: list[PoolBatch] | None
     )
 
 
+def checked_batch(folder: Path, page_dir: Path) -> str:
+    """The batch a check read (its files, checksum and size) and what the monitor did next, from its folder."""
+    summary_file = folder / "summary.json"
+    if not summary_file.is_file():
+        return ""
+    batch = json.loads(summary_file.read_text())["batch"]
+    words = (
+        f"<p>Checked <code>{html.escape(str(batch['source']))}</code>"
+        + (
+            f" ({batch['bytes']:,} bytes, sha256 of its images <code>{batch['sha256'][:16]}</code>)"
+            if "sha256" in batch
+            else ""
+        )
+        + ".</p>"
+    )
+    decision = read_decision(folder)
+    if decision["decision"]:
+        sheet = decision["labelling_sheet"]
+        link = f' <a href="{relative_link(Path(sheet), page_dir)}">The labelling sheet</a>.' if sheet else ""
+        words += f"<p>Then the drift monitor: {html.escape(decision['decision'])}.{link}</p>"
+    return words
+
+
 def latest_check(checks_dir: Path, page_dir: Path) -> str:
     """The last drift check of any kind (the stage's or the monitor's), and the trend of every check."""
     history = read_history(checks_dir)
@@ -158,6 +181,7 @@ def latest_check(checks_dir: Path, page_dir: Path) -> str:
         f"<p class=figure>{html.escape(last['verdict'])} in {last['images']} images, smallest p-value "
         f"{last['smallest_p_value']:.3g} (threshold {last['threshold']:.3g}); {html.escape(last['time'])}, by the "
         f"{'drift monitor' if last['source'] == 'monitor' else 'drift stage'}.</p>"
+        f"{checked_batch(folder, page_dir)}"
         f"<p>{len(history)} checks so far, each in its own folder of {html.escape(CHECKS)}, each a line of "
         f'<a href="{relative_link(checks_dir / HISTORY_FILE, page_dir)}">{HISTORY_FILE}</a>:</p>{trend}</section>'
     )

@@ -28,6 +28,7 @@ from pipeline.drift.page import render_page
 from pipeline.drift.params import DriftParams
 from pipeline.drift.references import load_references
 from pipeline.drift.shifts import SCENARIOS
+from pipeline.drift.sources import UNKNOWN_SOURCE
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.lineage import lineage
@@ -36,7 +37,6 @@ from pipeline.params import load_params, read_section
 from pipeline.pictures.batches import Batch, load_batch
 from pipeline.reports.headline import drift_headline
 
-UNKNOWN_SOURCE = "unknown"  # --current-source for a batch of unknown source, when params.yaml names one
 # The check's files, and the option naming where the DVC stage also wants each.
 CHECK_FILES = {"page.html": "page", "report.html": "report", "summary.json": "summary", "metrics.json": "metrics"}
 

@@ -14,11 +14,10 @@ import yaml
 from pipeline.data.datasets import dataset_spec
 from pipeline.data.preprocessing import load_arrays
 from pipeline.drift.check import check_drift
-from pipeline.drift.features import load_features
 from pipeline.drift.history import read_history
 from pipeline.drift.params import DriftParams
+from pipeline.drift.references import load_references
 from pipeline.drift.shifts import SCENARIOS
-from pipeline.drift.stat_tests import load_null
 from pipeline.keras_runtime import load_keras
 from pipeline.model.network import build_model, classifier_of, load_model, with_flip_averaging
 from pipeline.model.training import TrainParams
@@ -193,20 +192,21 @@ def test_clean_test_set_shows_no_drift(workspace):
 def drift_inputs(workspace, real_model):
     root, _ = workspace
     params = load_params(DriftParams, root / "params.yaml")
-    reference = load_features(root / "data" / "drift_reference" / "reference.npz")
-    null = load_null(root / "data" / "drift_reference" / "calibration.npz")
+    loaded = load_references(
+        root / "data" / "drift_reference", CLASS_NAMES, params.embedding_components, params.calibration_resamples, 0
+    )
     batch = load_batch(root / "data" / "prepared" / "test.npz")
     rng = np.random.default_rng(15)
     sample = rng.choice(len(batch.images), 1000, replace=False)  # the monitor's everyday batch size
     batch = Batch(batch.images[sample], batch.labels[sample], [batch.names[index] for index in sample])
-    return real_model, reference, null, batch, params
+    return real_model, loaded, batch, params
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_each_simulated_shift_at_its_default_strength_is_drift_in_1000_images(drift_inputs, scenario):
-    model, reference, null, batch, params = drift_inputs
+    model, loaded, batch, params = drift_inputs
     shifted = dataclasses.replace(params, scenario=scenario)
-    check = check_drift(model, reference, null, batch, shifted, CLASS_NAMES)
+    check = check_drift(model, loaded, batch, shifted, CLASS_NAMES, None, f"{scenario} test")
     assert check.verdict.status == "drift", check.summary["tests"]
 
 

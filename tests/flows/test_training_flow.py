@@ -13,7 +13,7 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from flows.dvc_stages import StageFailed, pipeline_stages
+from flows.dvc_stages import pipeline_stages
 from flows.monitoring import drift_monitor
 from flows.training import training_pipeline
 from tests.support.workspaces import commit_params
@@ -163,10 +163,14 @@ def test_second_run_finds_every_stage_up_to_date(first_run, workspace):
     assert "No metric changed" in read_artifacts(flow_run.id)["training-run-summary"].data
 
 
-def test_failing_stage_fails_the_flow_with_its_message(first_run, workspace):
+def test_failing_stage_fails_the_flow_with_its_one_line_as_the_state_message(first_run, workspace):
     before = snapshot(workspace)
-    with pytest.raises(StageFailed, match=r"^validate: error: .*expect_table_row_count_to_equal"):
-        training_pipeline(overrides={**OVERRIDES, "validate.expected_rows.test": 5000}, workspace=str(workspace))
+    overrides = {**OVERRIDES, "validate.expected_rows.test": 5000}
+    state = training_pipeline(overrides=overrides, workspace=str(workspace), return_state=True)
+    # What `prefect deployment run --watch`, the UI and `prefect flow-run inspect` show: the reason, in one line.
+    assert state.is_failed()
+    assert re.match(r"^training-pipeline: error: validate: .*expect_table_row_count_to_equal", state.message)
+    assert "\n" not in state.message
     assert snapshot(workspace) == before
     assert worktrees(workspace) == 1
 
