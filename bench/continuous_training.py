@@ -8,12 +8,16 @@
 3. The drift monitor checks two batches of the new kind: drift confirmed, no new data, so a labelling sheet.
 4. N labelled pictures of the new kind arrive in data/incoming/ and `fashion-accept` accepts them.
 5. The monitor checks a third batch: drift confirmed with unseen accepted data, so a gated retraining.
-6. A deliberately weak candidate (`--set train.learning_rate=1e-7 --promote`) is refused: the model, its reports
+6. The drift monitor before and after that promotion (bench/monitor_after_promotion.py): how often clean batches
+   of the original test images, of held-out pictures of the new kind and of half of each are called drifted, at
+   n = 50 and 200; and how often each simulated shift of the original images is found.
+7. A deliberately weak candidate (`--set train.learning_rate=1e-7 --promote`) is refused: the model, its reports
    and dvc.lock byte-identical. Then the weekly flow's run, with nothing new: nothing to decide.
 It prints, in one run: the gap, accuracy on the new kind's test slice and on the original test set before and
-after, the allowed drop, N, the gate's decisions and the wall time of each step.
+after, the allowed drop, N, the gate's decisions, the monitor's rates and the wall time of each step.
 
     python bench/continuous_training.py [--epochs E] [--labelled N] [--check-images C] [--variant NAME]
+                                        [--held-out H] [--clean-batches B] [--shift-batches S]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from monitor_after_promotion import measure, print_tables
 from new_kind import DEFAULT_VARIANT, VARIANTS, converted, new_kind_pictures
 from PIL import Image
 from workspace import scratch_copy, use_this_environment
@@ -106,10 +112,13 @@ def main() -> None:
     parser.add_argument("--labelled", type=int, default=3000, help="labelled pictures accepted (default: %(default)s)")
     parser.add_argument("--check-images", type=int, default=300, help="pictures per drift check (default: %(default)s)")
     parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS))
+    parser.add_argument("--held-out", type=int, default=1000, help="new-kind pictures kept for the monitor's rates")
+    parser.add_argument("--clean-batches", type=int, default=1000, help="per set and size (default: %(default)s)")
+    parser.add_argument("--shift-batches", type=int, default=200, help="per shift and size (default: %(default)s)")
     arguments = parser.parse_args()
     use_this_environment()
     checks, labelled = arguments.check_images, arguments.labelled
-    reserve = 3 * checks + labelled
+    reserve = 3 * checks + labelled + arguments.held_out
     root = prepared_workspace(arguments.epochs, reserve)
     os.environ["PREFECT_HOME"] = str(root / ".prefect")
     python = sys.executable
@@ -118,6 +127,10 @@ def main() -> None:
     print("1. the model in use")
     run([python, "-m", "flows.training"], root, "first training run")
     before = json.loads((root / "reports" / "evaluate" / "metrics.json").read_text())
+    kept = root / ".bench-before"  # the first model and its drift references, for step 6
+    kept.mkdir()
+    shutil.copy2(root / "models" / "model.keras", kept / "model.keras")
+    shutil.copytree(root / "data" / "drift_reference", kept / "drift_reference")
 
     print("2. the new kind, from the reserved images")
     images, labels = load_raw_split(root / "data" / "raw" / "fashion_mnist", "train")
@@ -128,6 +141,7 @@ def main() -> None:
     pictures = new_kind_pictures(images[order], seed=1, variant=arguments.variant)
     print(f"  {len(pictures)} pictures rendered: {time.perf_counter() - start:.0f} s")
     kept_labels = labels[order]
+    labelled_part = slice(3 * checks, 3 * checks + labelled)
     sample = slice(3 * checks, 3 * checks + min(labelled, 1000))
     converted_images, found = converted(pictures[sample])
     model = load_model(root / "models" / "model.keras")
@@ -148,7 +162,7 @@ def main() -> None:
 
     print(f"4. {labelled} labelled pictures accepted")
     incoming = root / "data" / "incoming" / "new-kind-1"
-    write_pictures(incoming, pictures[3 * checks :], kept_labels[3 * checks :])
+    write_pictures(incoming, pictures[labelled_part], kept_labels[labelled_part])
     output, _ = run(
         [python, "-m", "pipeline.commands.accept", "data/incoming/new-kind-1", "--source", SOURCE],
         root,
@@ -172,7 +186,17 @@ def main() -> None:
         f"({100 * test_row['change']:+.2f} points; the gate allows a drop of {100 * test_row['allowed drop']:.2f})"
     )
 
-    print("6. a deliberately weak candidate, then the weekly run with nothing new")
+    print("6. the drift monitor before and after the promotion")
+    held_out, found = converted(pictures[3 * checks + labelled :])
+    held_out = held_out[found]
+    seed, counts = 0, (arguments.clean_batches, arguments.shift_batches)
+    print("  before:")
+    was = measure(root, kept / "model.keras", kept / "drift_reference", held_out, *counts, seed)
+    print("  after:")
+    now = measure(root, root / "models" / "model.keras", root / "data" / "drift_reference", held_out, *counts, seed)
+    print_tables(was, now, yaml.safe_load((root / "params.yaml").read_text())["drift"]["alpha"], len(held_out))
+
+    print("7. a deliberately weak candidate, then the weekly run with nothing new")
     in_use = fingerprints(root)
     weak = [python, "-m", "flows.training", "--set", "train.learning_rate=1e-7", "--set", "train.epochs=1", "--promote"]
     output, _ = run(weak, root, "weak candidate")

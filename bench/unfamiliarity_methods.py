@@ -1,7 +1,7 @@
 """Which unfamiliarity score tells pictures that are not clothing from Fashion-MNIST, compared on the trained model.
 
 Methods (higher = more unfamiliar), all from one prediction pass per image set
-(pipeline.model.network.with_unfamiliarity_views: probabilities, embedding, each block's pooled feature maps):
+(pipeline.model.views.with_unfamiliarity_views: probabilities, embedding, each block's pooled feature maps):
 - MSP: the maximum softmax probability, negated (Hendrycks and Gimpel 2017), of the model's flip-averaged output;
 - energy: -logsumexp of the logits (Liu et al. 2020), the final Dense layer applied to the embedding;
 - Mahalanobis: to the nearest class mean of the embedding under a shared covariance (Lee et al. 2018);
@@ -45,7 +45,8 @@ from workspace import REPO_ROOT
 
 from pipeline.data.preprocessing import load_arrays
 from pipeline.model import unfamiliarity
-from pipeline.model.network import load_model, output_weights, with_unfamiliarity_views
+from pipeline.model.network import load_model, output_weights
+from pipeline.model.views import with_unfamiliarity_views
 from pipeline.params import load_params
 from pipeline.pictures.batches import load_batch
 

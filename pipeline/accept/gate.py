@@ -18,7 +18,8 @@ from pipeline.accept.incoming import LABELS_FILE, IncomingBatch, read_incoming
 from pipeline.accept.near_duplicates import Reference, nearest_matches, reference
 from pipeline.accept.pool_append import add_to_pool, check_new_batch, checksum, pool_images
 from pipeline.accept.suite import build_checks, rejection_line, run_checks
-from pipeline.data.pool import ORIGINAL_SOURCE, SOURCE_NAME
+from pipeline.data.pool import SOURCE_NAME
+from pipeline.data.sources import ORIGINAL_SOURCE
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_path
 from pipeline.lineage import git_revision

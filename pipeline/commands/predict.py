@@ -17,10 +17,11 @@ from pathlib import Path
 from pipeline.cli import run_command
 from pipeline.data.datasets import dataset_spec
 from pipeline.errors import PipelineError
-from pipeline.model.network import load_model, with_unfamiliarity_views
+from pipeline.model.network import load_model
 from pipeline.model.prediction import OUTPUT_FORMATS, class_probabilities, load_inputs, prediction_table, write_table
 from pipeline.model.unfamiliarity import load as load_unfamiliarity
 from pipeline.model.unfamiliarity import scores
+from pipeline.model.views import with_unfamiliarity_views
 from pipeline.params import read_section
 from pipeline.pictures.options import INVERT_CHOICES
 

@@ -23,7 +23,6 @@ from pipeline.errors import PipelineError
 
 POOL_RECORD = "pool.json"  # in the prepared folder: the batches a model's data holds
 SLICES = "slices"  # in the prepared folder: one test slice per new source, <source>.npz
-ORIGINAL_SOURCE = "original"  # the dataset's own images, as the drift references name their source
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a source names a file: data/prepared/slices/<source>.npz
 
 
@@ -123,20 +122,6 @@ def read_slices(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def read_pool_record(path: Path) -> list[dict]:
     """The accepted batches a prepared folder holds (its pool.json; none for one made before the pool existed)."""
     return json.loads(path.read_text())["batches"] if path.exists() else []
-
-
-def split_sources(record: list[dict], split: str, total: int) -> np.ndarray:
-    """The source of each image of a prepared split ("train" or "val"), as preprocess lays it out: the original
-    dataset's images first, then each accepted batch's share in the order of the record (its pool.json)."""
-    from_pool = [(entry["source"], entry[split]) for entry in record]
-    originals = total - sum(count for _, count in from_pool)
-    if originals < 0:
-        raise PipelineError(
-            f"the {split} split holds {total} images, fewer than its accepted batches' {total - originals}"
-        )
-    return np.array(
-        [ORIGINAL_SOURCE] * originals + [source for source, count in from_pool for _ in range(count)], dtype=str
-    )
 
 
 def batches_line(record: list[dict]) -> str:

@@ -86,15 +86,15 @@ def data_section(manifest: dict, val_fraction: float, accepted: list[dict]) -> s
 
 
 UNFAMILIARITY = """
-<p>Each prediction carries an unfamiliarity score: how far the image lies from the training images in the model's
-embedding (its penultimate layer): the Mahalanobis distance to the nearest class's mean plus the energy score (minus
-the log-sum-exp of its logits), each standardised on the training images. Above the threshold,
-<code>fashion-predict</code> flags it (<code>unfamiliar</code>: probably not a clothing item like the training
-images) and <code>--unfamiliar skip</code> leaves it out. The threshold was set on the validation images, none of
-them seen in training, so that the share below is flagged. On the default model
-(<code>python bench/predict_real_pictures.py</code>) it flagged 5.5% of test images made into photos, and separated
-the test images from handwritten digits, letters, random noise and natural photographs with an AUROC of 0.968,
-0.993, 0.997 and 0.991.</p>
+<p>Each prediction carries an unfamiliarity score: how far the image lies from the training images, read at several
+depths of the model: for its embedding and each convolution block's pooled feature maps, the Mahalanobis distance to
+the nearest class's mean; and the distance to the nearest of 10,000 training embeddings; each standardised on the
+validation images. Above the threshold, <code>fashion-predict</code> flags it (<code>unfamiliar</code>: probably not
+a clothing item like the training images) and <code>--unfamiliar skip</code> leaves it out. The threshold was set on
+the validation images, none of them seen in training, so that the share below is flagged. On the default model
+(<code>python bench/unfamiliarity_methods.py</code>) it flagged 99.7% of handwritten digits, 99.8% of letters, 100%
+of random noise and 98.8% of crops of natural photographs (AUROC 0.993 to 1.000), and 12.5% of test images made into
+product photos.</p>
 """
 
 

@@ -11,8 +11,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from pipeline.model.network import with_unfamiliarity_views
 from pipeline.model.unfamiliarity import Unfamiliarity, flagged
+from pipeline.model.views import with_unfamiliarity_views
 from pipeline.params import param
 from pipeline.plots import headless_pyplot
 from pipeline.reports.headline import evaluation_headline

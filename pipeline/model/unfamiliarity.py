@@ -1,6 +1,6 @@
 """How far an image is from what the model was trained on: a score per image, higher = more unfamiliar.
 
-The score reads the image at several depths of the model (pipeline.model.network.with_unfamiliarity_views): its
+The score reads the image at several depths of the model (pipeline.model.views.with_unfamiliarity_views): its
 embedding (the penultimate layer), and each convolution block's feature maps averaged and maxed over the image.
 It is the sum of standardised scores, chosen by measurement (bench/unfamiliarity_methods.py) among the methods the
 out-of-distribution literature compares:

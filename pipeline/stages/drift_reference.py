@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cli import run_command
-from pipeline.data.pool import POOL_RECORD, read_pool_record, split_sources
+from pipeline.data.pool import POOL_RECORD, read_pool_record
 from pipeline.data.preprocessing import load_prepared
+from pipeline.data.sources import split_sources
 from pipeline.drift.features import image_features
 from pipeline.drift.params import DriftParams
 from pipeline.drift.references import build_references, save_references

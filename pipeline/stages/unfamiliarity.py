@@ -16,8 +16,9 @@ import numpy as np
 from pipeline.cli import run_command
 from pipeline.data.preprocessing import load_prepared
 from pipeline.files import atomic_path
-from pipeline.model.network import load_model, with_unfamiliarity_views
+from pipeline.model.network import load_model
 from pipeline.model.unfamiliarity import UnfamiliarityParams, fit, save, scores, standardised
+from pipeline.model.views import with_unfamiliarity_views
 from pipeline.params import load_params
 
 

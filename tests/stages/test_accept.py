@@ -307,7 +307,7 @@ def test_a_pool_dvc_cannot_track_keeps_nothing(workspace, repository, tmp_path, 
     outside = dict(workspace, pool=tmp_path / "not-a-repository" / "pool")
     assert accept(outside, tmp_path / "good") == 1
     assert one_error_line(capsys) == (
-        f"accept: error: good: {outside['pool']}/good: not inside a DVC repository (no .dvc/ folder above it); "
+        f"accept: error: {outside['pool']}: not inside a DVC repository (no .dvc/ folder above it); "
         "run `dvc init` first"
     )
     assert not (tmp_path / "not-a-repository").exists()
@@ -341,3 +341,86 @@ def test_a_test_image_look_alike_within_the_allowed_share_stays_out_of_the_pool(
     with np.load(workspace["pool"] / "big-batch" / "images.npz") as arrays:
         assert len(arrays["labels"]) == 119 and "item07.png" not in list(arrays["files"])
     assert json.loads((workspace["pool"] / "big-batch" / "manifest.json").read_text())["images"] == 119
+
+
+# Holds the workspace's slot as a flow run does (flows/workspace.py), or DVC's own lock as a dvc command does.
+HOLD_SLOT = """
+import sys, time
+from pathlib import Path
+from flows.workspace import claimed_workspace
+with claimed_workspace(Path(sys.argv[1]), "flow run 'weekly-test'", 1, print):
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+HOLD_DVC_LOCK = """
+import sys, time
+from dvc.repo import Repo
+with Repo(sys.argv[1]).lock:
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def holding(script: str, repository, seconds: float):
+    """A process that holds the lock for `seconds`, once it says so."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(repository), str(seconds)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def accept_process(workspace, batch, *extra):
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "pipeline.commands.accept", str(batch), "--pool", str(workspace["pool"])]
+    argv += ["--test", str(workspace["test"]), "--docs-root", str(workspace["docs"])]
+    argv += ["--web-assets", str(REPO_ROOT / "node_modules"), "--params", str(REPO_ROOT / "params.yaml"), *extra]
+    return subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize(
+    ("script", "waiting"),
+    [
+        (HOLD_SLOT, r"accept: waiting for the workspace .*: flow run 'weekly-test' \(pid \d+, since .*\) is using it"),
+        (HOLD_DVC_LOCK, r"accept: waiting for DVC's lock in .*: another dvc command is running there"),
+    ],
+)
+def test_accept_waits_for_a_run_that_holds_the_workspace_and_then_accepts(
+    workspace, repository, tmp_path, script, waiting
+):
+    batch = tmp_path / "incoming" / "during-a-run"
+    good_pictures(batch)
+    holder = holding(script, repository, seconds=120)
+    accepting = accept_process(workspace, batch)
+    said = accepting.stdout.readline().strip()
+    assert re.fullmatch(waiting, said), said
+    assert not (workspace["pool"] / "during-a-run.dvc").exists()
+    holder.kill()  # the run ends (even killed, its locks go with it)
+    holder.wait()
+    out, err = accepting.communicate(timeout=120)
+    assert accepting.returncode == 0, err
+    assert "during-a-run: accepted 12 images" in out.strip().splitlines()[-1]
+    assert (workspace["pool"] / "during-a-run.dvc").is_file()
+
+
+def test_accept_gives_up_at_its_limit_in_one_line_and_leaves_the_batch_in_place(workspace, repository, tmp_path):
+    batch = tmp_path / "incoming" / "too-late"
+    names = good_pictures(batch)
+    holder = holding(HOLD_SLOT, repository, seconds=120)
+    accepting = accept_process(workspace, batch, "--wait-minutes", "0.03")
+    _, err = accepting.communicate(timeout=120)
+    holder.kill()
+    holder.wait()
+    assert accepting.returncode == 1
+    error = err.strip().splitlines()
+    assert len(error) == 1 and re.fullmatch(
+        r"accept: error: .*: still in use by flow run 'weekly-test' \(pid \d+, since .*\) after waiting 0.03 min",
+        error[0],
+    ), error
+    assert_nothing_added(workspace, "too-late")
+    assert sorted(path.name for path in batch.iterdir()) == sorted([*names, "labels.csv"])

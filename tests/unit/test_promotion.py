@@ -10,7 +10,7 @@ from PIL import Image
 from pipeline.accept.labelling import write_labelling_sheet
 from pipeline.evaluation.promotion import PromoteParams, decide, decision_table, standard_error
 
-GATE = PromoteParams(max_test_drop=2.0, max_source_drop=1.0)
+GATE = PromoteParams(max_test_drop=2.0, max_source_drop=1.0, keep_refused_experiments=5)
 NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
