@@ -106,7 +106,7 @@ class Bench:
         self.seconds, self.batch_size = seconds, params.batch_size
         self.class_names = dataset_spec("fashion_mnist").class_names
         self.model = load_model(REPO_ROOT / "models" / "model.keras")
-        reference = load_features(REPO_ROOT / "data" / "drift_reference" / "reference.npz")
+        reference = load_features(REPO_ROOT / "data" / "drift_reference" / "original.features.npz")
         self.components = fit_components(reference.embeddings, params.embedding_components, params.seed)
         self.reference = Rows(feature_matrix(reference, self.components, self.class_names), reference.probabilities)
         self.reference_softmax = np.sort(reference.probabilities.astype(np.float64), axis=0)
@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", help="write every batch's results to this CSV file")
     arguments = parser.parse_args()
-    if not (REPO_ROOT / "data" / "drift_reference" / "reference.npz").exists():
+    if not (REPO_ROOT / "data" / "drift_reference" / "original.features.npz").exists():
         sys.exit("drift_power: error: data/drift_reference/original.features.npz not found; run `dvc repro` first")
     start, seconds = time.perf_counter(), defaultdict(float)
     bench = Bench(arguments, seconds)

@@ -15,6 +15,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.dvc_stages import pipeline_stages
 from flows.monitoring import drift_monitor
+from flows.promotion import drop_refused_experiments
 from flows.training import training_pipeline
 from tests.support.workspaces import commit_params
 
@@ -212,8 +213,17 @@ def test_monitor_on_confirmed_drift_without_new_data_writes_a_labelling_sheet(fi
     summary = read_artifacts(drifted["flow_run_id"])["drift-summary"].data
     assert "**Dataset drift**" in summary and (check / "page.html").as_uri() in summary
     assert (checks_dir(workspace) / clean["check"]["id"] / "report.html").is_file()
-    # The index shows the latest check.
-    assert f"checks/{drifted['check']['id']}/page.html" in (workspace / "reports" / "index.html").read_text()
+    # What the monitor did next, and which batch it checked, on the check's page, in the artifact and the index.
+    assert first["decision"].startswith("waiting for another drifted check: 1 of drift.retrain_after (2)")
+    assert drifted["decision"].startswith("drift confirmed (2 drifted checks in a row), but no accepted data")
+    page = (check / "page.html").read_text()
+    assert f"<b>What the drift monitor did next</b>: {drifted['decision']}." in page
+    assert '<a href="labelling/labels.csv">The labelling sheet</a>' in page
+    assert f"**Then**: {drifted['decision']}." in summary and Path(drifted["labelling_sheet"]).as_uri() in summary
+    assert drifted["batch"]["sha256"][:16] in summary and drifted["batch"]["source"] in summary
+    index = (workspace / "reports" / "index.html").read_text()
+    assert f"checks/{drifted['check']['id']}/page.html" in index
+    assert f"Then the drift monitor: {drifted['decision']}." in index and drifted["batch"]["sha256"][:16] in index
 
 
 def accept_new_kind(workspace: Path, batch: str, count: int) -> None:
@@ -269,6 +279,24 @@ def test_a_weak_candidate_is_refused_and_changes_nothing(first_run, workspace):
     assert decision["reasons"][0].startswith("accuracy on the original test set drops")
     assert snapshot(workspace) == before
     assert "kept the model in use" in read_artifacts(state.state_details.flow_run_id)["promotion-decision"].data
+    # Refused candidates' experiments beyond promote.keep_refused_experiments go; every decision's record stays.
+    assert experiment in experiment_names(workspace)
+    assert drop_refused_experiments(workspace, keep=0, echo=lambda line: None) == [experiment]
+    assert experiment not in experiment_names(workspace)
+    kept = json.loads((workspace / "reports" / "runs" / experiment / "promotion.json").read_text())
+    assert kept == {**decision, "experiment_removed": True}
+    assert drop_refused_experiments(workspace, keep=0, echo=lambda line: None) == []
+
+
+def experiment_names(workspace: Path) -> set[str]:
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "list", "--all-commits", "--name-only"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stderr
+    return set(listed.stdout.split())
 
 
 def test_monitor_pools_small_batches_until_they_are_enough(first_run, workspace, tmp_path):
