@@ -29,9 +29,10 @@ from sklearn.metrics import roc_auc_score
 from workspace import REPO_ROOT
 
 from pipeline.data.preprocessing import load_arrays
-from pipeline.model.network import load_model, with_embedding_output
+from pipeline.model.network import load_model
 from pipeline.model.unfamiliarity import load as load_unfamiliarity
 from pipeline.model.unfamiliarity import scores
+from pipeline.model.views import with_unfamiliarity_views
 from pipeline.pictures.batches import load_batch
 
 FORMATS = ("png", "jpeg")
@@ -41,12 +42,12 @@ class Scorer:
     """The model's class and the unfamiliarity score of each image, as fashion-predict computes them."""
 
     def __init__(self, root: Path):
-        self.model = with_embedding_output(load_model(root / "models" / "model.keras"))
+        self.model = with_unfamiliarity_views(load_model(root / "models" / "model.keras"))
         self.unfamiliarity = load_unfamiliarity(root / "models" / "unfamiliarity.npz")
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probabilities, embeddings = self.model.predict(images, batch_size=512, verbose=0)
-        return probabilities.argmax(axis=1), scores(self.unfamiliarity, embeddings)
+        probabilities, *views = self.model.predict(images, batch_size=512, verbose=0)
+        return probabilities.argmax(axis=1), scores(self.unfamiliarity, views)
 
 
 def photo_folder(images: np.ndarray, fill: float, kind: str, file_format: str, folder: Path, seed: int) -> Path:

