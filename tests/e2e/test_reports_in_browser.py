@@ -121,9 +121,15 @@ def test_the_drift_page_shows_the_batch_the_reference_and_the_verdict(default_pi
         size = page.locator(f'img[alt="{alt}"]').evaluate("image => [image.naturalWidth, image.naturalHeight]")
         assert min(size) > 100, (alt, size)
     assert page.locator("table tbody tr").count() == 29  # 18 features, 10 class probabilities, label shift
+    # What was checked, against which reference: named on the page and above Evidently's report.
+    checked = page.locator("p", has_text="Checked:").inner_text()
+    assert checked.startswith("Checked: data/prepared/test.npz, 10000 images (") and "sha256" in checked
+    compared = page.locator("p", has_text="Compared with").inner_text()
+    assert "12000 val images, the reference of original 100%: the source named for this check" in compared
     page.get_by_role("link", name="Evidently's report of this check").click()
     page.wait_for_load_state("load")
     assert page.get_by_text("Dataset Drift is NOT detected").count() == 1
+    assert page.get_by_text("Drift check of data/prepared/test.npz (sha256:").count() == 1
 
 
 @pytest.mark.slow
