@@ -17,11 +17,14 @@ from pipeline.data.sources import split_sources
 from pipeline.drift.features import image_features
 from pipeline.drift.params import DriftParams
 from pipeline.drift.references import build_references, save_references
+from pipeline.drift.stat_tests import CALIBRATION_SIZES
 from pipeline.files import atomic_path
 from pipeline.model.network import load_model
 from pipeline.params import load_params
 
 SAMPLE_IMAGES = 64  # reference images per source shown beside a batch's on the drift page
+# The null is simulated from batches of at most half a reference, the smallest of 10 images (stat_tests.py).
+MINIMUM_IMAGES = 2 * CALIBRATION_SIZES[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,6 +42,12 @@ def main(argv: list[str] | None = None) -> None:
         features = {}
         for source in dict.fromkeys(sources):  # in order of first appearance: the original images first
             own = images[sources == source]
+            if len(own) < MINIMUM_IMAGES:
+                print(
+                    f"drift_reference: {source} has {len(own)} {params.reference} images, fewer than the "
+                    f"{MINIMUM_IMAGES} a reference of its own needs; its batches are judged against the others"
+                )
+                continue
             features[source] = image_features(model, own, params.batch_size)
             shown = rng.choice(len(own), min(SAMPLE_IMAGES, len(own)), replace=False)
             features[source].sample_images = own[np.sort(shown)]

@@ -179,14 +179,19 @@ def new_kind_images(count: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def two_sources(stage_files, tiny_params):
-    """References of a validation split that also holds 400 images of an accepted source (its pool.json says so)."""
+    """References of a validation split that also holds 400 images of an accepted source and 5 of another, too few
+    for a reference of its own (its pool.json says so)."""
     from pipeline.data.preprocessing import save_arrays
 
     prepared = stage_files / "prepared-two-sources"
     prepared.mkdir()
     images, labels = square_images(1000, seed=1)
-    save_arrays(prepared / "val.npz", np.concatenate([images, new_kind_images(400, 3)]), np.r_[labels, labels[:400]])
-    record = [{"batch": "week-1", "source": "new-kind", "train": 1600, "val": 400, "test": 0}]
+    val = np.concatenate([images, new_kind_images(400, 3), 255 - images[:5]])
+    save_arrays(prepared / "val.npz", val, np.r_[labels, labels[:400], labels[:5]])
+    record = [
+        {"batch": "week-1", "source": "new-kind", "train": 1600, "val": 400, "test": 0},
+        {"batch": "week-2", "source": "tiny", "train": 20, "val": 5, "test": 0},
+    ]
     (prepared / "pool.json").write_text(json.dumps({"batches": record}))
     arguments = ["--params", str(tiny_params), "--model", str(stage_files / "model.keras"), "--prepared", str(prepared)]
     drift_reference.main([*arguments, "--out", str(stage_files / "reference-two-sources")])
