@@ -28,7 +28,8 @@ def read_metrics(workspace: Path) -> dict | None:
 def flatten(metrics: dict) -> dict[tuple[str, str], float]:
     """(scope, metric) -> value, where scope is "overall" or a class name."""
     values = {("overall", name): metrics[name] for name in OVERALL}
-    for class_name, scores in metrics["per_class"].items():
+    # A fresh clone has the committed headline metrics but not per_class.json, a DVC output: overall figures only.
+    for class_name, scores in metrics.get("per_class", {}).items():
         values.update({(class_name, name): scores[name] for name in PER_CLASS})
     return values
 

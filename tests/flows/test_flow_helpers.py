@@ -152,6 +152,13 @@ def test_metrics_table_has_every_metric_beside_the_one_before(metrics):
     }
     first = metrics_table(metrics, None)
     assert all(row["before this run"] == "-" for row in first)
+    # A fresh clone's first run: the committed headline metrics before it, without the per-class file.
+    cloned = {name: value for name, value in previous.items() if name != "per_class"}
+    rows = {(row["scope"], row["metric"]): row for row in metrics_table(metrics, cloned)}
+    assert (
+        rows[("overall", "accuracy")]["before this run"] == 0.85
+        and rows[("Trouser", "recall")]["before this run"] == "-"
+    )
 
 
 def test_changes_name_what_moved_only(metrics):
