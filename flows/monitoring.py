@@ -207,6 +207,7 @@ def drift_monitor(
         if confirmed and not (retrain and unseen):
             summary["labelling_sheet"] = label_instead(root, check)
         summary["decision"] = next_step(summary, params, in_a_row, retrain, unseen)
+        get_run_logger().info("then: %s", summary["decision"])
         add_decision(check, summary["decision"], summary["labelling_sheet"])
         publish_drift(check, in_a_row, params.retrain_after)
         run_stage(INDEX_STAGE, str(root))  # the index shows the latest check, what followed it, and the trend
