@@ -9,8 +9,12 @@ judges traffic, with no source named (pipeline/drift/sources.py). Clean batches,
   checks nor the accepted batch used; batches overlap, as they must from a pool of this size);
 - half of each.
 For each, the share called drifted at n = 50 and n = 200, with its 95% upper bound (Clopper-Pearson), and the
-detection rate of each of the project's simulated shifts (pipeline/drift/shifts.py, default strengths) on batches of
-the original test images, before and after.
+detection rate of each of the project's simulated shifts (pipeline/drift/shifts.py) on batches of the original test
+images, before and after: at their default strengths, and at a quarter of them, where a loss of power would show.
+
+Run alone on a scratch copy that bench/continuous_training.py left (it prints its path), with the same options:
+
+    python bench/monitor_after_promotion.py SCRATCH [--labelled N] [--check-images C] [--held-out H] [--variant V]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from pipeline.data.datasets import dataset_spec
+from pipeline.data.sources import ORIGINAL_SOURCE
 from pipeline.drift.features import image_features
 from pipeline.drift.params import DriftParams
 from pipeline.drift.references import load_references, matrix_of
@@ -32,6 +37,7 @@ from pipeline.model.network import load_model
 from pipeline.params import load_params
 
 SIZES = (50, 200)
+STRENGTHS = (1.0, 0.25)  # of each shift's default strength
 SHIFTED_IMAGES = 2000  # test images each shift is applied to, and batches are drawn from
 
 
@@ -56,9 +62,10 @@ class Monitor:
         features = image_features(self.model, images, self.params.batch_size)
         return matrix_of(self.loaded, features, self.class_names)
 
-    def drifted(self, batch: FeatureMatrix) -> bool:
+    def drifted(self, batch: FeatureMatrix, source: str | None = None) -> bool:
+        """The verdict as the monitor gives it: no source named (traffic), unless `source`."""
         params = self.params
-        judged = judge_by_source(self.loaded.known, batch, None, params.alpha, params.effect_floor, min_batch=1)
+        judged = judge_by_source(self.loaded.known, batch, source, params.alpha, params.effect_floor, min_batch=1)
         return judged.verdict.status == "drift"
 
 
@@ -93,14 +100,16 @@ def clean_rates(monitor: Monitor, original: FeatureMatrix, new_kind: FeatureMatr
 def shift_rates(monitor: Monitor, images: np.ndarray, labels: np.ndarray, batches: int, seed: int) -> dict:
     rates = {}
     for scenario in sorted(SCENARIOS):
-        shifted, _ = apply_shift(images, labels, scenario, None, seed)
-        matrix = monitor.rows(shifted)
-        rng = np.random.default_rng(seed)
-        for size in SIZES:
-            rates[(scenario, size)] = (
-                sum(monitor.drifted(drawn(((matrix, size),), rng)) for _ in range(batches)),
-                batches,
-            )
+        for factor in STRENGTHS:
+            shifted, _ = apply_shift(images, labels, scenario, factor * SCENARIOS[scenario][1], seed)
+            matrix = monitor.rows(shifted)
+            rng = np.random.default_rng(seed)
+            for size in SIZES:
+                chosen = [drawn(((matrix, size),), rng) for _ in range(batches)]
+                found = sum(monitor.drifted(batch) for batch in chosen)
+                # The same batches named as what they are (original images), apart from the sources' mix.
+                named = sum(monitor.drifted(batch, ORIGINAL_SOURCE) for batch in chosen)
+                rates[(f"{scenario} x{factor:g}", size)] = (found, batches, named)
     return rates
 
 
@@ -130,9 +139,55 @@ def print_tables(before: tuple[dict, dict], after: tuple[dict, dict], alpha: flo
             f"    {name:24} {size:>4} {was[0] / was[1]:>16.3f} {alarms / batches:>16.3f} "
             f"{upper_bound(alarms, batches):>17.3f}"
         )
-    print("  shifts of the original test images detected (the project's scenarios at their default strengths):")
-    print(f"    {'shift':14} {'n':>4} {'before':>8} {'after':>8} {'change':>8}")
-    for (scenario, size), (found, batches) in shifts_after.items():
+    print("  shifts of the original test images detected (the project's scenarios; x1 its default strength):")
+    print(f"    {'shift':18} {'n':>4} {'before':>8} {'after':>8} {'change':>8} {'after, source named':>20}")
+    for (scenario, size), (found, batches, named) in shifts_after.items():
         was = shifts_before[(scenario, size)][0] / shifts_before[(scenario, size)][1]
         now = found / batches
-        print(f"    {scenario:14} {size:>4} {was:>8.3f} {now:>8.3f} {now - was:>+8.3f}")
+        print(f"    {scenario:18} {size:>4} {was:>8.3f} {now:>8.3f} {now - was:>+8.3f} {named / batches:>20.3f}")
+
+
+def held_out_pictures(root: Path, checks: int, labelled: int, held_out: int, variant: str) -> np.ndarray:
+    """The new kind's held-out pictures as bench/continuous_training.py rendered them in `root`, converted."""
+    from new_kind import converted, new_kind_pictures
+
+    from pipeline.data.datasets import load_raw_split
+    from pipeline.data.preprocessing import reserved_indices
+
+    images, labels = load_raw_split(root / "data" / "raw" / "fashion_mnist", "train")
+    reserve = 3 * checks + labelled + held_out
+    order = np.random.default_rng(0).permutation(reserved_indices(len(labels), reserve, 42))
+    pictures = new_kind_pictures(images[order], seed=1, variant=variant)
+    kept, found = converted(pictures[3 * checks + labelled :])
+    return kept[found]
+
+
+def main() -> None:
+    import argparse
+
+    from new_kind import DEFAULT_VARIANT, VARIANTS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scratch", type=Path, help="the scratch copy bench/continuous_training.py left")
+    parser.add_argument("--labelled", type=int, default=3000)
+    parser.add_argument("--check-images", type=int, default=300)
+    parser.add_argument("--held-out", type=int, default=1000)
+    parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS))
+    parser.add_argument("--clean-batches", type=int, default=1000)
+    parser.add_argument("--shift-batches", type=int, default=200)
+    arguments = parser.parse_args()
+    root, kept = arguments.scratch, arguments.scratch / ".bench-before"
+    pictures = held_out_pictures(
+        root, arguments.check_images, arguments.labelled, arguments.held_out, arguments.variant
+    )
+    counts = (arguments.clean_batches, arguments.shift_batches)
+    print("before:")
+    before = measure(root, kept / "model.keras", kept / "drift_reference", pictures, *counts, 0)
+    print("after:")
+    after = measure(root, root / "models" / "model.keras", root / "data" / "drift_reference", pictures, *counts, 0)
+    alpha = load_params(DriftParams, root / "params.yaml").alpha
+    print_tables(before, after, alpha, len(pictures))
+
+
+if __name__ == "__main__":
+    main()
