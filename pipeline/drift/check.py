@@ -134,7 +134,8 @@ def mixed_reference(loaded: LoadedReferences, weights: dict[str, float], seed: i
         pixels=pd.concat([features.pixels.iloc[rows] for features, rows, _ in parts], ignore_index=True),
         probabilities=np.concatenate([features.probabilities[rows] for features, rows, _ in parts]),
         embeddings=np.concatenate([features.embeddings[rows] for features, rows, _ in parts]),
-        sample_images=np.concatenate([samples for _, _, samples in parts if samples is not None]),
+        # Shuffled, so that the page's first few show every source of the mix.
+        sample_images=rng.permutation(np.concatenate([samples for _, _, samples in parts if samples is not None])),
     )
 
 
