@@ -119,7 +119,9 @@ def drift_summary(check: DriftCheck, params: DriftParams, class_names: tuple[str
 
 def mixed_reference(loaded: LoadedReferences, weights: dict[str, float], seed: int) -> ImageFeatures:
     """The references' images in the proportions `weights`, as a person and Evidently see the comparison: all of
-    the source that limits the mix and a seeded share of the others (for one source, all of its images)."""
+    the source that limits the mix and a seeded share of the others (for one source, its reference as it is)."""
+    if len(weights) == 1:
+        return loaded.features[next(iter(weights))]
     rng = np.random.default_rng(seed)
     sizes = {source: len(loaded.features[source].probabilities) for source in weights}
     total = min(sizes[source] / weight for source, weight in weights.items())

@@ -92,7 +92,7 @@ def load_references(
     components = common_components(list(features.values()), components_count, seed)
     matrices = [feature_matrix(feature, components, class_names) for feature in features.values()]
     references = [with_null(matrix, len(class_names), *null) for matrix, null in zip(matrices, nulls, strict=True)]
-    classifier, held_out = None, [np.ones((len(matrix.values), 1)) for matrix in matrices]
+    classifier, held_out = None, []  # one source: no mix to estimate
     if len(names) > 1:
         classifier, held_out = load_classifier(folder / "classifier.npz", len(names))
     known = SourceReferences(names, references, classifier, held_out, resamples, seed)

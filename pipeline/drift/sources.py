@@ -32,9 +32,9 @@ from pipeline.drift.stat_tests import (
     calibrated_threshold,
     class_counts,
     decide,
+    judge_batch,
     ks_p_values,
     label_shift,
-    run_tests,
 )
 from pipeline.errors import PipelineError
 
@@ -204,7 +204,7 @@ class SourceReferences:
     names: tuple[str, ...]
     references: list[CalibratedReference]
     classifier: SourceClassifier | None  # None with a single source
-    held_out: list[np.ndarray]
+    held_out: list[np.ndarray]  # per source, its images' held-out source probabilities; none with a single source
     resamples: int
     seed: int
     simulated: dict = field(default_factory=dict)
@@ -237,14 +237,11 @@ def judge_by_source(
     else:
         weights = rounded_weights(known.classifier.probabilities(batch.values), source_confusion(known.held_out))
         how = "one source (estimated)" if weights.max() == 1 else "mixture (estimated)"
-    size = len(batch.values)
     if weights.max() == 1:
-        reference = known.references[int(np.argmax(weights))]
-        tests = run_tests(reference.sorted_values, reference.counts, batch, reference.matrix.names)
-        threshold = calibrated_threshold(reference.null_sizes, reference.null_minima, alpha, size)
+        tests, verdict = judge_batch(known.references[int(np.argmax(weights))], batch, alpha, effect_floor, min_batch)
     else:
+        size = len(batch.values)
         tests = mixture_tests(known.references, weights, batch, None)
-        threshold = known.mixture_threshold(weights, size, alpha)
-    verdict = decide(tests, threshold, effect_floor, size, min_batch)
+        verdict = decide(tests, known.mixture_threshold(weights, size, alpha), effect_floor, size, min_batch)
     shown = {name: round(float(weight), 4) for name, weight in zip(known.names, weights, strict=True) if weight > 0}
     return SourceJudgement(tests, verdict, shown, how)
