@@ -6,6 +6,7 @@ accepted or not."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ class Gate:
     docs_root: Path  # each batch's Data Docs and summary go to <docs_root>/<batch>/
     web_assets: Path  # the npm packages the offline Data Docs copy their scripts from
     source: str | None = None  # the batches' source; None: each batch its own
+    echo: Callable[[str], None] = print  # what the run tells the user while it works (a wait, say)
     _test_references: dict[bool, Reference] = field(default_factory=dict, repr=False)
 
     def test_reference(self, from_pictures: bool) -> Reference:
@@ -158,7 +160,7 @@ def accept_batch(folder: Path, gate: Gate) -> list[str]:
         "classes": class_counts(labels, gate.class_names),
         "sha256": checksum(images, labels),
     }
-    dvc_file = add_to_pool(gate.pool_dir, images, labels, files, manifest, gate.params.wait_minutes)
+    dvc_file = add_to_pool(gate.pool_dir, images, labels, files, manifest, gate.params.wait_minutes, gate.echo)
     counts = ", ".join(f"{class_name} {count}" for class_name, count in manifest["classes"].items())
     return (
         left_out_notes(batch)

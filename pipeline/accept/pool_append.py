@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +67,16 @@ def pool_images(pool_dir: Path) -> np.ndarray:
 
 
 def add_to_pool(
-    pool_dir: Path, images: np.ndarray, labels: np.ndarray, files: list[str], manifest: dict, wait_minutes: float = 0
+    pool_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    files: list[str],
+    manifest: dict,
+    wait_minutes: float = 0,
+    echo: Callable[[str], None] = print,
 ) -> Path:
     """Write the batch folder `manifest["batch"]` (all of it or nothing) and track it with `dvc add`, waiting up to
-    `wait_minutes` for DVC's lock; returns the path of its .dvc file."""
+    `wait_minutes` for DVC's lock (saying so with `echo`); returns the path of its .dvc file."""
     target = Path(pool_dir) / manifest["batch"]
     root = dvc_root(target)
     check_new_batch(Path(pool_dir), manifest["batch"])
@@ -83,7 +90,7 @@ def add_to_pool(
         np.savez_compressed(staging / IMAGES_FILE, **arrays)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     try:
-        dvc_add(target, root, wait_minutes)
+        dvc_add(target, root, wait_minutes, echo)
     except PipelineError:
         # The pool holds only what DVC tracks: without its .dvc file the batch was never accepted.
         shutil.rmtree(target, ignore_errors=True)
@@ -100,7 +107,7 @@ def dvc_root(path: Path) -> Path:
     raise PipelineError(f"{path}: not inside a DVC repository (no .dvc/ folder above it); run `dvc init` first")
 
 
-def dvc_add(target: Path, root: Path, wait_minutes: float) -> None:
+def dvc_add(target: Path, root: Path, wait_minutes: float, echo: Callable[[str], None]) -> None:
     """`dvc add` the folder; while another dvc command holds the repository's lock, try again until the limit.
 
     Not DVC's own --wait-for-lock: it waits without limit and without saying for what."""
@@ -120,6 +127,6 @@ def dvc_add(target: Path, root: Path, wait_minutes: float) -> None:
             waited = f" (after waiting {wait_minutes:g} min for DVC's lock)" if busy else ""
             raise PipelineError(f"dvc add {relative} failed{waited}: {reason}")
         if not announced:
-            print(f"accept: waiting for DVC's lock in {root}: another dvc command is running there", flush=True)
+            echo(f"waiting for DVC's lock in {root}: another dvc command is running there")
             announced = True
         time.sleep(LOCK_POLL_SECONDS)

@@ -53,6 +53,9 @@ def configure(parser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    def say(line: str) -> None:
+        print(f"accept: {line}", flush=True)
+
     def work(arguments):
         params = load_params(AcceptParams, arguments.params)
         params = replace(
@@ -70,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
             docs_root=arguments.docs_root,
             web_assets=arguments.web_assets,
             source=arguments.source,
+            echo=say,
         )
         rejections = []
-        say = lambda line: print(f"accept: {line}", flush=True)  # noqa: E731
         with workspace_slot(dvc_root(arguments.pool), "fashion-accept", params.wait_minutes, say):
             for folder in arguments.batches:
                 try:
