@@ -114,8 +114,8 @@ def next_step(summary: dict, params: DriftParams, in_a_row: int, retrain: bool, 
     """What the monitor does after the check, in words: the page, the index and the artifact say it."""
     if summary["verdict"] == "inconclusive":
         return (
-            f"waiting for more images: a verdict needs drift.min_batch ({params.min_batch}); this check's are pooled "
-            f"with the next inconclusive ones of the next {params.window_days} days"
+            f"waiting for more images: a verdict needs drift.min_batch ({params.min_batch}); these are pooled with "
+            f"the other inconclusive checks' images of drift.window_days ({params.window_days})"
         )
     if summary["verdict"] == "no drift":
         return "nothing: no drift"
@@ -193,10 +193,12 @@ def drift_monitor(
         run_stage(REFERENCE_STAGE, str(root))
         batch_path = Path(batch).resolve() if batch else root / params.current_batch
         check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
-        options = ["--current-source", source or UNKNOWN_SOURCE, *shift_options(scenario, strength)]
-        summary = check_batch(str(root), [str(batch_path)], check_id, options)
+        source_option = ["--current-source", source or UNKNOWN_SOURCE]
+        summary = check_batch(
+            str(root), [str(batch_path)], check_id, [*source_option, *shift_options(scenario, strength)]
+        )
         if summary["verdict"] == "inconclusive":
-            summary = pool_small_batches(root, params, summary, options[:2])
+            summary = pool_small_batches(root, params, summary, source_option)
         in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
         summary["drifted_in_a_row"] = in_a_row
         retrain = params.retrain_on_drift if retrain_on_drift is None else retrain_on_drift
