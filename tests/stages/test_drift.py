@@ -274,6 +274,17 @@ def test_a_bad_batch_fails_with_one_line_and_keeps_the_last_report(stage_files, 
     assert sorted((stage_files / "checks").iterdir()) == checks_before
 
 
+def test_a_missing_reference_folder_is_one_line_naming_it(stage_files, tiny_params, capsys):
+    with pytest.raises(SystemExit) as exited:
+        run_drift(stage_files, tiny_params, stage_files / "prepared" / "test.npz", reference="no-such-reference")
+    assert exited.value.code == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith(
+        f"drift: error: {stage_files / 'no-such-reference'}: not a drift reference folder ("
+    )
+    assert error.endswith("run the drift_reference stage")
+
+
 def test_a_pooled_checks_kept_images_are_not_inverted_twice(tmp_path):
     from pipeline.stages.drift import pooled_batch
 
