@@ -23,6 +23,7 @@ a chosen share of normal images is flagged; no foreign picture sets anything:
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 from pipeline.errors import PipelineError
 from pipeline.params import param
 
-SCALARS = ("threshold",)
+SCALARS = ("threshold", "model_md5")
 ARRAYS = ("projection_mean", "projection", "bank", "centre", "spread")
 
 
@@ -57,6 +58,9 @@ class Unfamiliarity:
     centre: np.ndarray  # (views + 1,) each part's mean on the validation images
     spread: np.ndarray  # (views + 1,) and its standard deviation there
     threshold: float = float("nan")  # scores above it are flagged; NaN until set by `standardised`
+    # The md5 of the model file the views came from (as dvc.lock records it): the scorer fits that model alone, so a
+    # service swapping models swaps a pair only when the scorer names the model beside it. Empty when not recorded.
+    model_md5: str = ""
 
 
 def fit(views: list[np.ndarray], labels: np.ndarray, params: UnfamiliarityParams) -> Unfamiliarity:
@@ -181,11 +185,26 @@ def load(path: Path) -> Unfamiliarity:
         views = sum(name.startswith("precision_") for name in values)
         means = tuple(values[f"class_means_{index}"] for index in range(views))
         precisions = tuple(values[f"precision_{index}"] for index in range(views))
-        scorer = Unfamiliarity(means, precisions, *(values[name] for name in ARRAYS), float(values["threshold"]))
+        scorer = Unfamiliarity(
+            means,
+            precisions,
+            *(values[name] for name in ARRAYS),
+            threshold=float(values["threshold"]),
+            model_md5=str(values["model_md5"]) if "model_md5" in values else "",
+        )
     except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as error:
         raise PipelineError(f"{path}: not an unfamiliarity .npz ({' '.join(str(error).split())[:200]})") from None
     check_consistent(path, scorer)
     return scorer
+
+
+def file_md5(path: Path) -> str:
+    """A file's md5, as DVC records it for a file output."""
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_consistent(path: Path, scorer: Unfamiliarity) -> None:

@@ -7,6 +7,7 @@ black too, becomes black on black) and clips 16-bit greyscale at 255 instead of 
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -21,29 +22,44 @@ NUMERIC_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # read as numbers
 MID_GREY = 127.5
 REASON_LENGTH = 120
 
+# Pictures over the pixel limit are refused by an explicit check of their header's size (see read_picture_pixels), in
+# every thread alike. Pillow's own warning between its limit and twice that would only repeat the refusal, and turning
+# it into an error per call (warnings.catch_warnings) edits process-global state that concurrent readers share.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
-def read_picture_pixels(path: Path, invert: str = "auto") -> np.ndarray:
+
+class PictureTooLarge(PipelineError):
+    """A picture over the pixel limit: a decompression bomb, or more pixels than are safe to decode."""
+
+
+def read_picture_pixels(
+    path: Path, invert: str = "auto", *, data: bytes | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """float32 (H, W) greyscale, 0-255, ITU-R 601-2 luma weights (as Pillow's "L"), the first frame, upright.
 
-    Transparency is composited on black or white, whichever the item contrasts with (see `flatten`; `invert`
-    always says the item is dark, never that it is light). 16-bit
+    Read from `data` when given (an upload), `path` then only naming it in errors. Transparency is composited on
+    black or white, whichever the item contrasts with (see `flatten`; `invert` always says the item is dark, never
+    that it is light). 16-bit
     greyscale is divided by 257; mode "I" is taken as 8-bit when its values fit, else as 16-bit (divided by 257)
     when they fit that, else scaled so its maximum is 255; negative values become 0. Mode "F" is taken as 0-1
     when its maximum is at most 1, else as 0-255, and clipped. Raises a one-line PipelineError naming the file
-    for an unreadable file or one over Pillow's decompression-bomb limit, `Image.MAX_IMAGE_PIXELS`.
+    for an unreadable file, and PictureTooLarge for one over `max_pixels` (default Pillow's decompression-bomb
+    limit, `Image.MAX_IMAGE_PIXELS`), checked from the header before any pixel is decoded.
     """
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
-        # Between MAX_IMAGE_PIXELS and twice that Pillow only warns and then decodes; here that must stop.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                opened.load()  # decode now, so that a truncated file fails here rather than on first use
-                upright = ImageOps.exif_transpose(opened)  # a copy, still usable once the file is closed
+        with Image.open(path if data is None else io.BytesIO(data)) as opened:
+            if opened.width * opened.height > limit:
+                raise too_large(path, f"({opened.width * opened.height} pixels)", limit)
+            opened.load()  # decode now, so that a truncated file fails here rather than on first use
+            upright = ImageOps.exif_transpose(opened)  # a copy, still usable once the file is closed
         grey, alpha = grey_and_alpha(upright)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise too_large(path, error) from None
+    except Image.DecompressionBombError as error:  # past twice Pillow's limit, Image.open refuses by itself
+        raise too_large(path, str(error), limit) from None
+    except UnidentifiedImageError:  # Pillow's own message names the file object, which tells a person nothing
+        raise PipelineError(f"{path}: unreadable image (not a picture format Pillow reads)") from None
     # Pillow raises SyntaxError for some broken headers and ValueError for some broken chunks or conversions.
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError) as error:
         reason = " ".join(str(error).split())[:REASON_LENGTH] or type(error).__name__
         raise PipelineError(f"{path}: unreadable image ({reason})") from None
     return grey if alpha is None else flatten(grey, alpha, invert)
@@ -98,9 +114,8 @@ def flatten(grey: np.ndarray, alpha: np.ndarray, invert: str = "auto") -> np.nda
     return (grey * alpha + background * (1 - alpha)).astype(np.float32)
 
 
-def too_large(path: Path, error: Exception) -> PipelineError:
+def too_large(path: Path, counted_in: str, limit: int) -> PictureTooLarge:
     # Pillow refuses inside Image.open, before there is an image to ask for its size: the count is in its message.
-    counted = re.search(r"\((\d+) pixels\)", str(error))
+    counted = re.search(r"\((\d+) pixels\)", counted_in)
     size = f"{int(counted[1]):,} pixels, " if counted else ""
-    limit = f"{Image.MAX_IMAGE_PIXELS:,}"
-    return PipelineError(f"{path}: too large to read safely ({size}over Pillow's limit of {limit} pixels)")
+    return PictureTooLarge(f"{path}: too large to read safely ({size}over the limit of {limit:,} pixels)")

@@ -9,6 +9,7 @@ it (pipeline/model/unfamiliarity.py says how the score is computed, bench/unfami
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from pipeline.cli import run_command
 from pipeline.data.preprocessing import load_prepared
 from pipeline.files import atomic_path
 from pipeline.model.network import load_model
-from pipeline.model.unfamiliarity import UnfamiliarityParams, fit, save, scores, standardised
+from pipeline.model.unfamiliarity import UnfamiliarityParams, file_md5, fit, save, scores, standardised
 from pipeline.model.views import with_unfamiliarity_views
 from pipeline.params import load_params
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         val_images, _ = load_prepared(arguments.val)
         scorer = fit(views(train_images), train_labels, params)
         val_views = views(val_images)
-        scorer = standardised(scorer, val_views, params.flag_rate)
+        scorer = replace(standardised(scorer, val_views, params.flag_rate), model_md5=file_md5(arguments.model))
         val_scores = scores(scorer, val_views)
         summary = {
             "flag_rate": params.flag_rate,

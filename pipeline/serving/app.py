@@ -1,0 +1,178 @@
+"""The service's routes (FastAPI on uvicorn; docs/serving.md says why this library):
+
+    POST /predict   pictures (multipart 'files', or one picture as the body) -> each one's class, top 3, unfamiliar flag
+    GET  /          the upload page, for a person
+    GET  /health    503 until a model pair is loaded, then 200 and the version
+    GET  /metrics   Prometheus' text format
+
+Pictures are decoded on a small pool of threads, predicted in micro-batches on the model's own thread
+(batching.py), and kept for the drift monitor by a writer thread (captures.py): the request path never touches the
+disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from pipeline.serving.batching import Answer, MicroBatcher
+from pipeline.serving.captures import Capture, TrafficRecorder, now
+from pipeline.serving.metrics import ServiceMetrics
+from pipeline.serving.pair import ModelPair, PairWatcher
+from pipeline.serving.params import ServeParams
+from pipeline.serving.uploads import Decoded, UploadError, decode, uploads_of
+
+LOG = logging.getLogger("fashion-serve")
+PAGE = Path(__file__).with_name("page.html")
+TOP = 3
+
+
+@dataclass
+class Service:
+    params: ServeParams
+    class_names: tuple[str, ...]
+    model_path: Path
+    scorer_path: Path
+    metrics: ServiceMetrics = field(init=False)
+    pair: ModelPair | None = None
+
+    def __post_init__(self):
+        self.metrics = ServiceMetrics(self.params.max_batch)
+
+    def swap(self, pair: ModelPair) -> None:
+        """Called by the watcher's thread: the next batch is predicted by `pair` (one reference assignment)."""
+        first = self.pair is None
+        self.pair = pair
+        self.metrics.in_use(pair.version)
+        if not first:
+            self.metrics.swaps.inc()
+        LOG.info("fashion-serve: %s model %s", "serving" if first else "swapped to", pair.version)
+
+    def answer(self, decoded: list[Decoded], answers: list[Answer]) -> dict:
+        predictions = []
+        for picture, answer in zip(decoded, answers, strict=True):
+            ranked = np.argsort(-answer.probabilities, kind="stable")[:TOP]
+            top = [[self.class_names[index], round(float(answer.probabilities[index]), 6)] for index in ranked]
+            predictions.append(
+                {
+                    "file": picture.name,
+                    "class": top[0][0],
+                    "probability": top[0][1],
+                    "top3": top,
+                    "unfamiliar": answer.unfamiliar,
+                    "unfamiliarity": round(answer.unfamiliarity, 4),
+                }
+            )
+        self.metrics.answered([p["class"] for p in predictions], [p["unfamiliar"] for p in predictions])
+        return {"model_version": answers[0].version, "predictions": predictions}
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(service: Service) -> FastAPI:
+    params = service.params
+    decoders = ThreadPoolExecutor(max_workers=params.decode_threads, thread_name_prefix="decode")
+    watcher = PairWatcher(service.model_path, service.scorer_path, params.reload_seconds, service.swap)
+    metrics = service.metrics
+    recorder = None
+    if params.capture:
+        recorder = TrafficRecorder(
+            Path(params.capture_folder),
+            params.capture_per_day,
+            params.capture_total,
+            params.capture_chunk,
+            params.capture_flush_seconds,
+            on_written=metrics.captured.inc,
+            on_dropped=lambda reason, count: metrics.capture_dropped.labels(reason=reason).inc(count),
+        )
+
+    def current_pair() -> ModelPair:
+        return service.pair
+
+    batcher = MicroBatcher(current_pair, params.max_batch, params.max_wait_ms / 1000, metrics.batch_size.observe)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        watcher.start()
+        if recorder is not None:
+            recorder.start()
+        yield
+        watcher.stop()
+        await batcher.stop()
+        if recorder is not None:
+            recorder.close()  # what is buffered is written
+        decoders.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="fashion-serve", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def upload_page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text())
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        if service.pair is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ok", "model_version": service.pair.version})
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def decoded_pictures(request: Request) -> list[Decoded]:
+        uploads = await uploads_of(request, params.max_upload_bytes, params.max_files)
+        loop = asyncio.get_running_loop()
+        jobs = [
+            loop.run_in_executor(decoders, decode, upload, params.invert, params.crop, params.max_pixels)
+            for upload in uploads
+        ]
+        return list(await asyncio.gather(*jobs))
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            if service.pair is None:
+                raise UploadError(503, "the model is still loading; GET /health says when it is ready")
+            decoded = await decoded_pictures(request)
+            answers = await batcher.predict(np.stack([picture.image for picture in decoded]))
+            response = JSONResponse(service.answer(decoded, answers))
+        except UploadError as problem:
+            response = error(problem.status, problem.message)
+        except Exception as failure:  # a bug or a broken model: one line for the client, the trace in the log
+            LOG.exception("fashion-serve: prediction failed")
+            response = error(500, f"prediction failed: {' '.join(str(failure).split())[:200]}")
+        metrics.requests.labels(status=str(response.status_code)).inc()
+        metrics.latency.observe(time.perf_counter() - started)
+        if response.status_code == 200 and recorder is not None:
+            answered_at = now()
+            for picture, answer in zip(decoded, answers, strict=True):
+                recorder.offer(
+                    Capture(
+                        picture.image,
+                        picture.thumbnail,
+                        picture.name,
+                        answered_at,
+                        answer.probabilities,
+                        answer.unfamiliarity,
+                        answer.unfamiliar,
+                        answer.version,
+                    )
+                )
+        return response
+
+    return app

@@ -1,0 +1,248 @@
+"""What the service saw, kept for the drift monitor and for labellers, off the request path.
+
+Layout, under serve.capture_folder (data/traffic/, ignored by git and DVC):
+
+    <YYYY-MM-DD>/<HHMMSS>-<replica>-<sequence>-n<count>.npz      one chunk, written whole (atomic rename)
+
+A chunk holds `count` pictures as the model saw them (`images`, uint8 28x28x1: the drift checks read a chunk as
+any .npz batch), each one's `probabilities`, `unfamiliarity` score and `unfamiliar` flag, the uploaded file's name
+(`files`), the answer's `times` (UTC) and `versions` (the model pair's), and a thumbnail of the whole picture, grey,
+at most 128 pixels a side, as PNG bytes (`thumbnails`, cut at `thumbnail_offsets`). The original upload is never
+kept. Chunks are never changed once written and their names never repeat across replicas (host and process in
+<replica>), so the folders of several replicas merge by copying, and a closed day's folder can be synced or tracked
+as it is: the monitor needs only a folder of chunks, on the serving machine or wherever they were brought.
+
+Writing is bounded: at most serve.capture_per_day pictures a day (counted over every replica's chunks of that day)
+and serve.capture_total in all, the oldest days removed first. The writer has a queue of its own; when the disk
+cannot keep up, pictures are dropped and counted, and no answer waits.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.files import atomic_path
+
+LOG = logging.getLogger("fashion-serve")
+CHUNK_NAME = re.compile(r"^\d{6}-.+-\d{6}-n(\d+)\.npz$")
+DAY_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A day's chunks the drift monitor has checked, one line per check (in the monitor's checks folder).
+CHECKED_FILE = "traffic_checked.jsonl"
+
+
+@dataclass(frozen=True)
+class Capture:
+    image: np.ndarray  # uint8 (28, 28, 1)
+    thumbnail: np.ndarray  # uint8 (H, W)
+    file: str
+    time: datetime
+    probabilities: np.ndarray
+    unfamiliarity: float
+    unfamiliar: bool
+    version: str
+
+
+def replica_name() -> str:
+    host = re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:32] or "host"
+    return f"{host}{os.getpid()}"
+
+
+def chunk_count(path: Path) -> int:
+    matched = CHUNK_NAME.match(path.name)
+    return int(matched[1]) if matched else 0
+
+
+def day_folders(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.is_dir() and DAY_NAME.match(path.name))
+
+
+def chunks_of(day: Path) -> list[Path]:
+    return sorted(path for path in day.iterdir() if CHUNK_NAME.match(path.name))
+
+
+def captured_chunks(folder: Path) -> list[Path]:
+    """Every chunk under `folder`, oldest day first."""
+    return [chunk for day in day_folders(folder) for chunk in chunks_of(day)]
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_chunk(path: Path, captures: list[Capture]) -> None:
+    thumbnails = [np.frombuffer(encode_png(capture.thumbnail), np.uint8) for capture in captures]
+    offsets = np.cumsum([0, *(len(thumbnail) for thumbnail in thumbnails)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as staging, open(staging, "wb") as file:
+        np.savez(
+            file,
+            images=np.stack([capture.image for capture in captures]),
+            probabilities=np.stack([capture.probabilities for capture in captures]).astype(np.float32),
+            unfamiliarity=np.array([capture.unfamiliarity for capture in captures], np.float32),
+            unfamiliar=np.array([capture.unfamiliar for capture in captures], bool),
+            files=np.array([capture.file for capture in captures], dtype=str),
+            times=np.array([capture.time.isoformat(timespec="milliseconds") for capture in captures], dtype=str),
+            versions=np.array([capture.version for capture in captures], dtype=str),
+            thumbnails=np.concatenate(thumbnails),
+            thumbnail_offsets=offsets.astype(np.int64),
+        )
+
+
+def read_thumbnails(chunk: Path) -> list[bytes]:
+    """Each captured picture's thumbnail, PNG bytes, in the chunk's order."""
+    with np.load(chunk, allow_pickle=False) as arrays:
+        blob, offsets = arrays["thumbnails"], arrays["thumbnail_offsets"]
+    return [blob[start:end].tobytes() for start, end in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+def read_uploaded_names(chunk: Path) -> list[str]:
+    with np.load(chunk, allow_pickle=False) as arrays:
+        return [str(name) for name in arrays["files"]]
+
+
+class TrafficRecorder:
+    """Takes captures from the request path without blocking, writes them in chunks from a thread of its own."""
+
+    def __init__(
+        self,
+        folder: Path,
+        per_day: int,
+        total: int,
+        chunk: int,
+        flush_seconds: float,
+        on_written: Callable[[int], None] = lambda count: None,
+        on_dropped: Callable[[str, int], None] = lambda reason, count: None,
+    ):
+        self.folder, self.per_day, self.total, self.chunk, self.flush_seconds = (
+            folder,
+            per_day,
+            total,
+            chunk,
+            flush_seconds,
+        )
+        self.on_written, self.on_dropped = on_written, on_dropped
+        self.replica, self.sequence = replica_name(), 0
+        self.queue: queue.Queue = queue.Queue(maxsize=4 * chunk)
+        self.buffer: list[Capture] = []
+        self.first_buffered = 0.0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="traffic-recorder", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def offer(self, capture: Capture) -> None:
+        try:
+            self.queue.put_nowait(capture)
+        except queue.Full:
+            self.on_dropped("writer behind", 1)
+
+    def close(self) -> None:
+        """Write what is buffered and stop."""
+        self.stopped.set()
+        self.thread.join(timeout=30)
+
+    def run(self) -> None:
+        while not (self.stopped.is_set() and self.queue.empty()):
+            try:
+                capture = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                capture = None
+            if capture is not None:
+                if self.buffer and capture.time.date() != self.buffer[0].time.date():
+                    self.flush()  # a chunk holds one day's pictures
+                if not self.buffer:
+                    self.first_buffered = time.monotonic()
+                self.buffer.append(capture)
+            due = time.monotonic() - self.first_buffered >= self.flush_seconds
+            if self.buffer and (len(self.buffer) >= self.chunk or due or self.stopped.is_set()):
+                self.flush()
+        if self.buffer:
+            self.flush()
+
+    def flush(self) -> None:
+        captures, self.buffer = self.buffer, []
+        try:
+            self.write(captures)
+        except OSError as error:  # a full or failing disk costs the captures, never the service
+            LOG.warning("fashion-serve: %d captured picture(s) not kept: %s", len(captures), error)
+            self.on_dropped("write failed", len(captures))
+
+    def write(self, captures: list[Capture]) -> None:
+        day = self.folder / f"{captures[0].time:%Y-%m-%d}"
+        already = sum(chunk_count(chunk) for chunk in chunks_of(day)) if day.is_dir() else 0
+        room = max(0, self.per_day - already)
+        if room < len(captures):
+            self.on_dropped("daily limit", len(captures) - room)
+            captures = captures[:room]
+        if not captures:
+            return
+        self.sequence += 1
+        name = f"{captures[0].time:%H%M%S}-{self.replica}-{self.sequence:06d}-n{len(captures)}.npz"
+        write_chunk(day / name, captures)
+        self.on_written(len(captures))
+        self.keep_within_total(day)
+
+    def keep_within_total(self, today: Path) -> None:
+        """The oldest days removed, whole, while the captures pass serve.capture_total (today's never)."""
+        days = day_folders(self.folder)
+        counts = {day: sum(chunk_count(chunk) for chunk in chunks_of(day)) for day in days}
+        total = sum(counts.values())
+        for day in days:
+            if total <= self.total or day == today:
+                break
+            shutil.rmtree(day, ignore_errors=True)
+            total -= counts[day]
+            LOG.info("fashion-serve: removed the captures of %s: over serve.capture_total (%d)", day.name, self.total)
+
+
+def checked_chunks(checks_dir: Path) -> set[str]:
+    """The chunks (day/name) the drift monitor has checked already."""
+    path = checks_dir / CHECKED_FILE
+    if not path.is_file():
+        return set()
+    checked = set()
+    for line in path.read_text().splitlines():
+        try:
+            checked.update(json.loads(line)["chunks"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a killed run: its check is not recorded as done
+    return checked
+
+
+def unchecked_chunks(folder: Path, checks_dir: Path) -> list[Path]:
+    """The chunks captured since the monitor's last checks: every one no check has read yet, oldest first."""
+    checked = checked_chunks(checks_dir)
+    return [chunk for chunk in captured_chunks(folder) if f"{chunk.parent.name}/{chunk.name}" not in checked]
+
+
+def mark_checked(checks_dir: Path, check_id: str, chunks: list[Path]) -> None:
+    checks_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"check": check_id, "chunks": [f"{chunk.parent.name}/{chunk.name}" for chunk in chunks]})
+    with open(checks_dir / CHECKED_FILE, "a") as file:
+        file.write(line + "\n")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
