@@ -1,6 +1,8 @@
 """The drift monitor as a Prefect flow: check a batch against the reference, publish the verdict, retrain on drift.
 
-Run once with `python -m flows.monitoring --batch <folder, .npz, .npy or IDX file>`; served daily by flows.serve.
+By default it checks the traffic the prediction service kept since the monitor's last check (serve.capture_folder,
+pipeline/serving/captures.py). Run once with `python -m flows.monitoring`, or `--batch <folder, .npz, .npy or IDX
+file>` for a batch of your own; served daily by flows.serve.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pipeline.drift.page import add_decision
 from pipeline.drift.params import DriftParams
 from pipeline.drift.sources import UNKNOWN_SOURCE
 from pipeline.params import load_params, read_section
+from pipeline.serving.captures import mark_checked, unchecked_chunks
+from pipeline.serving.params import ServeParams
 
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
 DRIFT_STAGE = "drift"
@@ -143,9 +147,9 @@ def retrain_on(root: Path, summary: dict, unseen: list[str]) -> None:
     retraining.result()  # a failed retraining fails the monitor run too
 
 
-def label_instead(root: Path, check: Path) -> str:
+def label_instead(root: Path, check: Path, traffic: Path) -> str:
     """Confirmed drift and nothing new to learn from: a labelling sheet of the drifted batch, and how to use it."""
-    sheet = write_labelling_sheet(str(root), str(check))
+    sheet = write_labelling_sheet(str(root), str(check), str(traffic))
     get_run_logger().info(
         "not retraining. Label the drifted batch: fill in the label column of %s, copy its folder to "
         "data/incoming/<batch name>/ and run `fashion-accept data/incoming/<batch name> --no-crop --invert never` "
@@ -155,12 +159,18 @@ def label_instead(root: Path, check: Path) -> str:
     return str(sheet)
 
 
+def traffic_folder(root: Path, traffic: str | None) -> Path:
+    return Path(traffic).resolve() if traffic else root / load_params(ServeParams, root / "params.yaml").capture_folder
+
+
 @task(cache_policy=NO_CACHE)
-def write_labelling_sheet(workspace: str, check: str) -> Path:
-    """The drifted check's images as a folder to label, least confident first (pipeline/accept/labelling.py)."""
+def write_labelling_sheet(workspace: str, check: str, traffic: str) -> Path:
+    """The drifted check's images as a folder to label, least confident first (pipeline/accept/labelling.py), with
+    the service's thumbnail of each captured picture."""
     root, out = Path(workspace), Path(check) / "labelling"
     command = [sys.executable, "-m", "pipeline.commands.labelling_sheet", "--model", str(root / MODEL)]
     command += ["--images", str(Path(check) / "batch.npz"), "--out", str(out), "--dataset", dataset_name(root)]
+    command += ["--traffic", traffic]
     run_streaming(command, root, "labelling_sheet", str(flow_run.id), get_run_logger().info)
     return out / SHEET
 
@@ -173,10 +183,15 @@ def drift_monitor(
     strength: float | None = None,
     retrain_on_drift: bool | None = None,
     source: str | None = None,
+    traffic: str | None = None,
     workspace: str = str(WORKSPACE),
     wait_minutes: float = DEFAULT_WAIT_MINUTES,
 ) -> dict:
-    """Check `batch` (default: params.yaml's drift.current_batch) for drift; on confirmed drift, retrain.
+    """Check `batch` for drift, by default the prediction service's traffic since the last check; on confirmed
+    drift, retrain.
+
+    Without `batch`, the chunks of traffic under `traffic` (default: params.yaml's serve.capture_folder) that no
+    check has read yet are checked together; with none, the run says so in one line and succeeds.
 
     `scenario`/`strength` simulate a shift of the batch. Each check writes its drift page, report and summary into
     a folder of its own, reports/drift/checks/<time>-<flow run name>/, which nothing rewrites: not the DVC drift
@@ -190,13 +205,19 @@ def drift_monitor(
     root = Path(workspace).resolve()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
         params = load_params(DriftParams, root / "params.yaml")
+        captures = traffic_folder(root, traffic)
+        chunks = [] if batch else unchecked_chunks(captures, root / DRIFT_CHECKS)
+        if not batch and not chunks:
+            get_run_logger().info("no traffic since the last check: no new chunk in %s", captures)
+            return {"verdict": "no traffic", "traffic": str(captures), "flow_run_id": str(flow_run.id)}
         run_stage(REFERENCE_STAGE, str(root))
-        batch_path = Path(batch).resolve() if batch else root / params.current_batch
+        batches = [str(Path(batch).resolve())] if batch else [str(chunk) for chunk in chunks]
         check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
         source_option = ["--current-source", source or UNKNOWN_SOURCE]
-        summary = check_batch(
-            str(root), [str(batch_path)], check_id, [*source_option, *shift_options(scenario, strength)]
-        )
+        summary = check_batch(str(root), batches, check_id, [*source_option, *shift_options(scenario, strength)])
+        if chunks:
+            get_run_logger().info("checked %d picture chunk(s) of traffic from %s", len(chunks), captures)
+            mark_checked(root / DRIFT_CHECKS, check_id, chunks)
         if summary["verdict"] == "inconclusive":
             summary = pool_small_batches(root, params, summary, source_option)
         in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
@@ -207,7 +228,7 @@ def drift_monitor(
         confirmed = summary["dataset_drift"] and in_a_row >= params.retrain_after
         unseen = unseen_accepted_batches(root) if confirmed else []
         if confirmed and not (retrain and unseen):
-            summary["labelling_sheet"] = label_instead(root, check)
+            summary["labelling_sheet"] = label_instead(root, check, captures)
         summary["decision"] = next_step(summary, params, in_a_row, retrain, unseen)
         get_run_logger().info("then: %s", summary["decision"])
         add_decision(check, summary["decision"], summary["labelling_sheet"])
@@ -221,7 +242,8 @@ def drift_monitor(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.monitoring", description=drift_monitor.__doc__)
-    parser.add_argument("--batch", help="the batch to check (default: params.yaml's drift.current_batch)")
+    parser.add_argument("--batch", help="the batch to check (default: the service's traffic since the last check)")
+    parser.add_argument("--traffic", help="the service's capture folder (default: params.yaml's serve.capture_folder)")
     parser.add_argument("--scenario", help="simulate a shift of the batch: brightness, contrast, noise, ...")
     parser.add_argument("--strength", type=float, help="the shift's strength (default: the scenario's)")
     parser.add_argument("--no-retrain", action="store_true", help="never start the training pipeline")
@@ -238,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             strength=arguments.strength,
             retrain_on_drift=False if arguments.no_retrain else None,
             source=arguments.source,
+            traffic=arguments.traffic,
             workspace=arguments.workspace,
             wait_minutes=arguments.wait_minutes,
         ),

@@ -4,8 +4,9 @@
     export PREFECT_API_URL=http://127.0.0.1:4200/api      # in another, from the repository root
     python -m flows.serve
 
-The server creates the scheduled runs; this process picks them up and runs them in this workspace.
-`--batch <folder or file>` sets what the daily drift check looks at.
+The server creates the scheduled runs; this process picks them up and runs them in this workspace. The daily drift
+check looks at what the prediction service (fashion-serve) kept since the last check; `--batch <folder or file>`
+points it at a batch of your own instead.
 Stop it with Ctrl+C (its deployments' schedules are paused until it serves them again).
 """
 
@@ -40,7 +41,7 @@ def deployments(batch: str | None = None) -> list[RunnerDeployment]:
         drift_monitor.to_deployment(
             name="drift-monitor",
             cron=DRIFT_SCHEDULE,
-            description="Checks a batch of images for drift against the reference; retrains on drift.",
+            description="Checks the prediction service's traffic (or a batch) for drift; retrains on drift.",
             tags=["fashion-mnist", "monitoring"],
             parameters={"batch": batch} if batch else {},
             concurrency_limit=1,
@@ -58,7 +59,9 @@ def deployments(batch: str | None = None) -> list[RunnerDeployment]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--batch", help="what drift-monitor checks daily, e.g. a folder new images land in (default: the test set)"
+        "--batch",
+        help="what drift-monitor checks daily, e.g. a folder new images land in (default: the traffic fashion-serve "
+        "kept since the last check)",
     )
     arguments = parser.parse_args(argv)
     if not PREFECT_API_URL.value():

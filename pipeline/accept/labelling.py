@@ -4,11 +4,16 @@ The sheet is a folder a person can drop into data/incoming/ once filled in: one 
 the columns fashion-accept reads (`file`, `label`), the `label` column empty, beside the model's guess
 (`predicted`, `confidence`) and where the image came from (`source`). The least confident images come first:
 labelling from the top teaches the model most per image (uncertainty sampling).
+
+For pictures the prediction service captured, the sheet also offers what a person needs to recognise the item: the
+service's thumbnail of the whole picture (`thumbnail`, a file under thumbnails/, which fashion-accept does not read)
+and the name it was uploaded under (`uploaded_as`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +21,15 @@ import pandas as pd
 from PIL import Image
 
 SHEET = "labels.csv"
+THUMBNAILS = "thumbnails"
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What the prediction service kept of a picture besides the image: its thumbnail (PNG) and uploaded name."""
+
+    thumbnail: bytes
+    uploaded_as: str
 
 
 def safe_file_name(rank: int, name: str) -> str:
@@ -24,9 +38,16 @@ def safe_file_name(rank: int, name: str) -> str:
 
 
 def write_labelling_sheet(
-    images: np.ndarray, names: list[str], probabilities: np.ndarray, class_names: tuple[str, ...], folder: Path
+    images: np.ndarray,
+    names: list[str],
+    probabilities: np.ndarray,
+    class_names: tuple[str, ...],
+    folder: Path,
+    captured: dict[str, Captured] | None = None,
 ) -> pd.DataFrame:
-    """The images as PNGs in `folder` and labels.csv listing them, least confident prediction first."""
+    """The images as PNGs in `folder` and labels.csv listing them, least confident prediction first; with each
+    captured picture's thumbnail (`captured`, by image name) when the service kept one."""
+    captured = captured or {}
     confidence = probabilities.max(axis=1)
     order = np.argsort(confidence, kind="stable")
     rows = []
@@ -35,6 +56,12 @@ def write_labelling_sheet(
         # The 28x28 image as the model saw it: labelling what the model is taught, not the original photo.
         Image.fromarray(images[index, :, :, 0]).save(folder / file_name)
         predicted = class_names[int(probabilities[index].argmax())]
+        kept = captured.get(names[index])
+        thumbnail = ""
+        if kept is not None:
+            thumbnail = f"{THUMBNAILS}/{file_name}"
+            (folder / THUMBNAILS).mkdir(exist_ok=True)
+            (folder / thumbnail).write_bytes(kept.thumbnail)
         rows.append(
             {
                 "file": file_name,
@@ -42,8 +69,11 @@ def write_labelling_sheet(
                 "predicted": predicted,
                 "confidence": round(float(confidence[index]), 4),
                 "source": names[index],
+                "thumbnail": thumbnail,
+                "uploaded_as": kept.uploaded_as if kept is not None else "",
             }
         )
-    sheet = pd.DataFrame(rows, columns=["file", "label", "predicted", "confidence", "source"])
+    columns = ["file", "label", "predicted", "confidence", "source", "thumbnail", "uploaded_as"]
+    sheet = pd.DataFrame(rows, columns=columns)
     sheet.to_csv(folder / SHEET, index=False)
     return sheet

@@ -176,9 +176,9 @@ class TrafficRecorder:
                     self.first_buffered = time.monotonic()
                 self.buffer.append(capture)
             due = time.monotonic() - self.first_buffered >= self.flush_seconds
-            if self.buffer and (len(self.buffer) >= self.chunk or due or self.stopped.is_set()):
+            if self.buffer and (len(self.buffer) >= self.chunk or due):
                 self.flush()
-        if self.buffer:
+        if self.buffer:  # stopping, with the queue emptied: the last chunk
             self.flush()
 
     def flush(self) -> None:

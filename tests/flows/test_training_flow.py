@@ -188,14 +188,19 @@ def checks_dir(workspace) -> Path:
     return workspace.resolve() / "reports" / "drift" / "checks"
 
 
+def held_out_batch(workspace) -> str:
+    """A batch for the monitor (whose default, the prediction service's traffic, is tested in test_served_traffic)."""
+    return str(workspace / "data" / "prepared" / "test.npz")
+
+
 def test_monitor_on_confirmed_drift_without_new_data_writes_a_labelling_sheet(first_run, workspace):
     before = snapshot(workspace)
-    clean = drift_monitor(workspace=str(workspace))
+    clean = drift_monitor(batch=held_out_batch(workspace), workspace=str(workspace))
     assert clean["verdict"] == "no drift" and clean["retraining_flow_run_id"] is None
-    first = drift_monitor(scenario="inversion", workspace=str(workspace))
+    first = drift_monitor(batch=held_out_batch(workspace), scenario="inversion", workspace=str(workspace))
     # One drifted batch is not enough: a clean batch is called drifted at rate alpha.
     assert first["dataset_drift"] and first["drifted_in_a_row"] == 1 and first["labelling_sheet"] is None
-    drifted = drift_monitor(scenario="inversion", workspace=str(workspace))
+    drifted = drift_monitor(batch=held_out_batch(workspace), scenario="inversion", workspace=str(workspace))
     assert drifted["dataset_drift"] and drifted["drifted_in_a_row"] == 2
     # Nothing new to learn from: no retraining; the model, params and evaluation are as they were (the monitor
     # reruns only report_index, so the index shows its checks).
@@ -242,7 +247,7 @@ def accept_new_kind(workspace: Path, batch: str, count: int) -> None:
 
 def test_monitor_retrains_through_the_gate_once_labelled_data_is_accepted(first_run, workspace):
     accept_new_kind(workspace, "inverted-week-1", 600)
-    again = drift_monitor(scenario="inversion", workspace=str(workspace))
+    again = drift_monitor(batch=held_out_batch(workspace), scenario="inversion", workspace=str(workspace))
     assert again["dataset_drift"] and again["labelling_sheet"] is None
     with get_client(sync_client=True) as client:
         retraining = client.read_flow_run(again["retraining_flow_run_id"])

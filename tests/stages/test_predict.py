@@ -7,16 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
 from pipeline.commands.predict import FLAG_NOTE
 from pipeline.data.datasets import dataset_spec
-from pipeline.data.preprocessing import save_arrays
 from tests.support.commands import predict, write_pngs
-from tests.support.data import set_keys, square_images, write_png
-from tests.support.training import TINY_TRAIN, run_train, run_unfamiliarity
-from tests.support.workspaces import REPO_ROOT, run
+from tests.support.data import square_images, write_png
+from tests.support.training import train_square_model
+from tests.support.workspaces import run
 
 CLASS_NAMES = dataset_spec("fashion_mnist").class_names
 
@@ -24,19 +22,7 @@ CLASS_NAMES = dataset_spec("fashion_mnist").class_names
 @pytest.fixture(scope="module")
 def square_model(tmp_path_factory) -> Path:
     """A small model trained on the square task (the class is where the square sits)."""
-    root = tmp_path_factory.mktemp("square-model")
-    prepared = root / "prepared"
-    prepared.mkdir()
-    for name, count, seed in (("train", 400, 1), ("val", 50, 2), ("test", 50, 3)):
-        save_arrays(prepared / f"{name}.npz", *square_images(count, seed))
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    set_keys(params, {**TINY_TRAIN, "train.epochs": 5})
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    result, out = run_train(root, root / "params.yaml", prepared)
-    assert result.returncode == 0, result.stderr
-    # The unfamiliarity stage writes its threshold beside the model, where predict looks for it.
-    run_unfamiliarity(root / "params.yaml", out / "model.keras", prepared, out)
-    return out / "model.keras"
+    return train_square_model(tmp_path_factory.mktemp("square-model"))
 
 
 def test_a_folder_of_pictures_gets_the_models_own_probabilities(square_model, tmp_path):

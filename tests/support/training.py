@@ -82,3 +82,25 @@ def run_train(tmp_path, params_path, prepared_dir, out="out"):
         cwd=REPO_ROOT,
     )
     return result, out_dir
+
+
+def train_square_model(root: Path, epochs: int = 5, seed: int = 42) -> Path:
+    """A small model trained on the square task (tests/support/data.py: the class is where the square sits), with
+    its unfamiliarity scorer beside it, in `root`/out; returns the model's path."""
+    import yaml
+
+    from pipeline.data.preprocessing import save_arrays
+    from tests.support.data import set_keys, square_images
+
+    prepared = root / "prepared"
+    prepared.mkdir(exist_ok=True)
+    for name, count, data_seed in (("train", 400, 1), ("val", 50, 2), ("test", 50, 3)):
+        save_arrays(prepared / f"{name}.npz", *square_images(count, data_seed))
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    set_keys(params, {**TINY_TRAIN, "train.epochs": epochs, "train.seed": seed})
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    result, out = run_train(root, root / "params.yaml", prepared)
+    assert result.returncode == 0, result.stderr
+    # The unfamiliarity stage writes its scorer beside the model, where predict and the service look for it.
+    run_unfamiliarity(root / "params.yaml", out / "model.keras", prepared, out)
+    return out / "model.keras"

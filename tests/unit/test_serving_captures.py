@@ -1,0 +1,127 @@
+"""The prediction service's captures: chunks written whole off the request path, the bounds per day and in total,
+what the monitor has not checked yet, and what the labelling sheet reads back."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from PIL import Image
+
+from pipeline.serving.captures import (
+    Capture,
+    TrafficRecorder,
+    captured_chunks,
+    chunk_count,
+    mark_checked,
+    read_thumbnails,
+    read_uploaded_names,
+    unchecked_chunks,
+)
+
+DAY = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+def capture(index: int, when: datetime = DAY) -> Capture:
+    image = np.full((28, 28, 1), index % 256, np.uint8)
+    thumbnail = np.full((100 + index % 20, 128), index % 256, np.uint8)
+    probabilities = np.eye(10, dtype=np.float32)[index % 10]
+    return Capture(image, thumbnail, f"photo-{index}.jpg", when, probabilities, float(index), index % 2 == 0, "v1")
+
+
+def recorder(folder, **bounds) -> tuple[TrafficRecorder, dict]:
+    counts = {"written": 0, "dropped": {}}
+
+    def written(count):
+        counts["written"] += count
+
+    def dropped(reason, count):
+        counts["dropped"][reason] = counts["dropped"].get(reason, 0) + count
+
+    settings = {"per_day": 100, "total": 1000, "chunk": 4, "flush_seconds": 60.0} | bounds
+    return TrafficRecorder(folder, on_written=written, on_dropped=dropped, **settings), counts
+
+
+def test_captures_are_written_in_whole_chunks_a_day_each_and_read_back(tmp_path):
+    writer, counts = recorder(tmp_path)
+    writer.start()
+    for index in range(6):
+        writer.offer(capture(index))
+    writer.offer(capture(6, DAY + timedelta(days=1)))
+    writer.close()
+    chunks = captured_chunks(tmp_path)
+    assert [chunk.parent.name for chunk in chunks] == ["2026-12-01", "2026-12-01", "2026-12-02"]
+    assert [chunk_count(chunk) for chunk in chunks] == [4, 2, 1] and counts["written"] == 7
+    with np.load(chunks[0], allow_pickle=False) as arrays:
+        assert arrays["images"].shape == (4, 28, 28, 1) and arrays["images"].dtype == np.uint8
+        assert list(arrays["unfamiliar"]) == [True, False, True, False]
+        assert arrays["probabilities"][3].argmax() == 3 and list(arrays["versions"]) == ["v1"] * 4
+        assert arrays["times"][0].startswith("2026-12-01T09:30:00")
+    thumbnails = [Image.open(io.BytesIO(data)) for data in read_thumbnails(chunks[0])]
+    assert [picture.size for picture in thumbnails] == [(128, 100), (128, 101), (128, 102), (128, 103)]
+    assert read_uploaded_names(chunks[1]) == ["photo-4.jpg", "photo-5.jpg"]
+    # Nothing else is left in the folder: no staging file of a chunk.
+    assert sorted(path.name for path in (tmp_path / "2026-12-01").iterdir()) == sorted(c.name for c in chunks[:2])
+
+
+def test_a_chunk_is_closed_after_its_flush_time_even_when_not_full(tmp_path):
+    writer, _ = recorder(tmp_path, chunk=100, flush_seconds=0.3)
+    writer.start()
+    writer.offer(capture(0))
+    deadline = time.monotonic() + 5
+    while not captured_chunks(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [chunk_count(chunk) for chunk in captured_chunks(tmp_path)] == [1]
+    writer.close()
+
+
+def test_the_daily_bound_counts_every_replicas_chunks_and_drops_the_rest(tmp_path):
+    first, _ = recorder(tmp_path, per_day=5)
+    first.start()
+    for index in range(3):
+        first.offer(capture(index))
+    first.close()
+    second, counts = recorder(tmp_path, per_day=5)  # another replica writing the same folder
+    second.start()
+    for index in range(4):
+        second.offer(capture(index))
+    second.close()
+    assert sum(chunk_count(chunk) for chunk in captured_chunks(tmp_path)) == 5
+    assert counts["dropped"] == {"daily limit": 2}
+
+
+def test_the_total_bound_removes_the_oldest_days_first(tmp_path):
+    writer, _ = recorder(tmp_path, per_day=4, total=6)
+    writer.start()
+    for day in range(3):
+        for index in range(3):
+            writer.offer(capture(index, DAY + timedelta(days=day)))
+    writer.close()
+    assert sorted({chunk.parent.name for chunk in captured_chunks(tmp_path)}) == ["2026-12-02", "2026-12-03"]
+
+
+def test_a_full_queue_drops_captures_rather_than_wait(tmp_path):
+    writer, counts = recorder(tmp_path, chunk=2)  # not started: nothing empties its queue of 4 * chunk
+    started = time.perf_counter()
+    for index in range(10):
+        writer.offer(capture(index))
+    assert time.perf_counter() - started < 0.5
+    assert counts["dropped"] == {"writer behind": 2}
+
+
+def test_the_monitor_reads_only_the_chunks_no_check_has_read(tmp_path):
+    traffic, checks = tmp_path / "traffic", tmp_path / "checks"
+    writer, _ = recorder(traffic, chunk=2)
+    writer.start()
+    for index in range(4):
+        writer.offer(capture(index))
+    writer.close()
+    first = unchecked_chunks(traffic, checks)
+    assert len(first) == 2
+    mark_checked(checks, "check-1", first[:1])
+    assert unchecked_chunks(traffic, checks) == first[1:]
+    with open(checks / "traffic_checked.jsonl", "a") as ledger:
+        ledger.write('{"check": "killed", "chun')  # a line cut short by a killed run marks nothing
+    assert unchecked_chunks(traffic, checks) == first[1:]
