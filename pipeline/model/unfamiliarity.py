@@ -108,7 +108,9 @@ def mahalanobis(means: np.ndarray, precision: np.ndarray, view: np.ndarray) -> n
     # (x - m)' P (x - m) = x'Px - 2 x'Pm + m'Pm, for every class at once: matrix products, no (N, classes, D) array.
     weighted = view @ precision
     own = np.einsum("nd,nd->n", weighted, view)
-    of_means = np.einsum("kd,de,ke->k", means, precision, means)
+    # m'Pm as a matrix product: einsum's own loop over k, d and e would cost 3 ms per call at D = 512, which a
+    # service predicting one image at a time pays on every request.
+    of_means = ((means @ precision) * means).sum(axis=1)
     return (own[:, None] - 2 * weighted @ means.T + of_means[None]).min(axis=1).astype(np.float64)
 
 

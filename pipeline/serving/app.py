@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,9 @@ class Service:
     def swap(self, pair: ModelPair) -> None:
         """Called by the watcher's thread: the next batch is predicted by `pair` (one reference assignment)."""
         first = self.pair is None
+        # What is loaded by now (TensorFlow, Keras, the model: millions of objects) lives as long as the service: kept
+        # out of the garbage collector's full passes, which would otherwise pause answers for tens of milliseconds.
+        gc.freeze()
         self.pair = pair
         self.metrics.in_use(pair.version)
         if not first:
@@ -135,12 +139,20 @@ def create_app(service: Service) -> FastAPI:
 
     async def decoded_pictures(request: Request) -> list[Decoded]:
         uploads = await uploads_of(request, params.max_upload_bytes, params.max_files)
+        # Small pictures are decoded right here: handing a 1 ms decode to a thread costs more than it saves
+        # (docs/serving.md has the figures). Larger ones, a photo's 100 ms and more, go to the decode threads, so that
+        # they never hold up the other requests this loop serves.
         loop = asyncio.get_running_loop()
         jobs = [
             loop.run_in_executor(decoders, decode, upload, params.invert, params.crop, params.max_pixels)
+            if len(upload.data) > params.inline_decode_bytes
+            else None
             for upload in uploads
         ]
-        return list(await asyncio.gather(*jobs))
+        return [
+            await job if job is not None else decode(upload, params.invert, params.crop, params.max_pixels)
+            for upload, job in zip(uploads, jobs, strict=True)
+        ]
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
@@ -148,7 +160,8 @@ def create_app(service: Service) -> FastAPI:
         try:
             if service.pair is None:
                 raise UploadError(503, "the model is still loading; GET /health says when it is ready")
-            decoded = await decoded_pictures(request)
+            with batcher.arrival():
+                decoded = await decoded_pictures(request)
             answers = await batcher.predict(np.stack([picture.image for picture in decoded]))
             response = JSONResponse(service.answer(decoded, answers))
         except UploadError as problem:

@@ -1,17 +1,18 @@
 """Requests that arrive together are predicted together.
 
 Each request's images join one queue, together. The batching loop takes the first waiting request, then more while
-the batch stays within `max_batch` images, waiting at most `max_wait` seconds for them, and predicts the batch in
-one call on the model's own thread. While the
-model works, new requests queue up for the next batch, so under load batches fill by themselves and throughput
-grows with concurrency; a lone request waits at most `max_wait`. Each batch is predicted by one pair, the one in use
-when the batch starts: a swap takes effect between batches, and a request's answers all come from one pair.
+the batch stays within `max_batch` images, and predicts the batch in one call on the model's own thread. It waits for
+more, up to `max_wait` seconds, only while other requests are arriving (accepted, their pictures still being read):
+a lone request is predicted at once, while under load batches fill up, and while the model works new requests queue
+for the next batch, so throughput grows with concurrency. Each batch is predicted by one pair, the one in use when
+the batch starts: a swap takes effect between batches, and a request's answers all come from one pair.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -42,6 +43,16 @@ class MicroBatcher:
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.task: asyncio.Task | None = None
         self.held: tuple[np.ndarray, asyncio.Future] | None = None
+        self.arriving = 0  # requests accepted whose pictures are still being read: they join a batch soon
+
+    @contextlib.contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Around reading a request's pictures: while it lasts, a batch being formed may wait for them."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run())
@@ -67,7 +78,7 @@ class MicroBatcher:
             remaining = deadline - loop.time()
             try:
                 waiting = self.queue.get_nowait() if not self.queue.empty() else None
-                if waiting is None and remaining > 0:
+                if waiting is None and remaining > 0 and self.arriving:
                     waiting = await asyncio.wait_for(self.queue.get(), remaining)
             except TimeoutError:
                 waiting = None

@@ -103,7 +103,11 @@ class PairWatcher:
             seen = self.files()
             if None in seen and seen != tried:
                 tried = seen
-                missing = [str(path) for path, status in zip((self.model_path, self.scorer_path), seen) if status is None]
+                missing = [
+                    str(path)
+                    for path, status in zip((self.model_path, self.scorer_path), seen, strict=True)
+                    if status is None
+                ]
                 LOG.warning("fashion-serve: waiting for %s (not found)", " and ".join(missing))
             if seen != tried and None not in seen:
                 # A file still being written changes between two looks: load it once it has settled.

@@ -1,5 +1,6 @@
-"""Micro-batching: requests that arrive together share one model call, within max_batch; a lone one waits at most
-max_wait; each request's answers come from one pair, also across a swap."""
+"""Micro-batching: requests that arrive together share one model call, within max_batch; a lone one does not wait,
+one whose pictures are still being read is waited for up to max_wait; each request's answers come from one pair,
+also across a swap."""
 
 from __future__ import annotations
 
@@ -52,19 +53,32 @@ def test_concurrent_requests_share_model_calls_and_each_gets_its_own_answers():
     assert sum(pair.calls) == 40 and max(pair.calls) <= 8 and len(pair.calls) <= 10
 
 
-def test_a_lone_request_waits_at_most_max_wait():
+def test_a_lone_request_is_predicted_at_once_and_one_arriving_is_waited_for_up_to_max_wait():
     pair = CountingPair("v1", [], seconds=0)
 
     async def scenario():
-        batcher = MicroBatcher(lambda: pair, max_batch=32, max_wait=0.05)
+        batcher = MicroBatcher(lambda: pair, max_batch=32, max_wait=0.2)
         batcher.start()
         started = time.perf_counter()
         await batcher.predict(images(1))
-        waited = time.perf_counter() - started
-        await batcher.stop()
-        return waited
+        alone = time.perf_counter() - started
 
-    assert 0.04 < run(scenario) < 0.5 and pair.calls == [1]
+        async def arriving_late():
+            with batcher.arrival():  # its pictures are being read
+                await asyncio.sleep(0.05)
+            return await batcher.predict(images(3))
+
+        late = asyncio.ensure_future(arriving_late())
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        await asyncio.gather(batcher.predict(images(2)), late)
+        together = time.perf_counter() - started
+        await batcher.stop()
+        return alone, together
+
+    alone, together = run(scenario)
+    assert alone < 0.05 and 0.03 < together < 0.19
+    assert pair.calls == [1, 2]  # the second call held both requests
 
 
 def test_a_request_larger_than_max_batch_is_one_call_and_the_next_keeps_its_turn():
