@@ -33,6 +33,7 @@ bench: setup
 	python bench/drift_speed.py
 	python bench/drift_power.py
 	python bench/predict_speed.py
+	python bench/serve_load.py
 	python bench/unfamiliarity_methods.py
 	python bench/predict_real_pictures.py
 	python bench/continuous_training.py

@@ -30,7 +30,7 @@ from pipeline.serving.captures import Capture, TrafficRecorder, now
 from pipeline.serving.metrics import ServiceMetrics
 from pipeline.serving.pair import ModelPair, PairWatcher
 from pipeline.serving.params import ServeParams
-from pipeline.serving.uploads import Decoded, UploadError, decode, uploads_of
+from pipeline.serving.uploads import Decoded, Refused, decode, uploads_of
 
 LOG = logging.getLogger("fashion-serve")
 PAGE = Path(__file__).with_name("page.html")
@@ -149,22 +149,28 @@ def create_app(service: Service) -> FastAPI:
             else None
             for upload in uploads
         ]
-        return [
-            await job if job is not None else decode(upload, params.invert, params.crop, params.max_pixels)
-            for upload, job in zip(uploads, jobs, strict=True)
-        ]
+        try:
+            return [
+                await job if job is not None else decode(upload, params.invert, params.crop, params.max_pixels)
+                for upload, job in zip(uploads, jobs, strict=True)
+            ]
+        except Refused:
+            for job in jobs:  # the request fails whole: the others' results are not wanted
+                if job is not None:
+                    job.cancel()
+            raise
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         started = time.perf_counter()
         try:
             if service.pair is None:
-                raise UploadError(503, "the model is still loading; GET /health says when it is ready")
+                raise Refused(503, "the model is still loading; GET /health says when it is ready")
             with batcher.arrival():
                 decoded = await decoded_pictures(request)
             answers = await batcher.predict(np.stack([picture.image for picture in decoded]))
             response = JSONResponse(service.answer(decoded, answers))
-        except UploadError as problem:
+        except Refused as problem:
             response = error(problem.status, problem.message)
         except Exception as failure:  # a bug or a broken model: one line for the client, the trace in the log
             LOG.exception("fashion-serve: prediction failed")

@@ -28,7 +28,9 @@ THUMBNAIL_SIDE = 128  # what a labeller sees of a captured picture; the original
 ARRAY_SIGNATURES = (b"\x93NUMPY", b"PK\x03\x04")
 
 
-class UploadError(Exception):
+class Refused(Exception):
+    """A request the service answers with `status` and a one-line `message` instead of predictions."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, " ".join(message.split())
@@ -51,12 +53,12 @@ async def read_body(request, limit: int) -> bytes:
     """The whole body, refused with 413 as soon as it passes `limit` bytes (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadError(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,} bytes")
+        raise Refused(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise UploadError(413, f"upload is over the limit of {limit:,} bytes")
+            raise Refused(413, f"upload is over the limit of {limit:,} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -68,10 +70,10 @@ async def uploads_of(request, limit: int, max_files: int) -> list[Upload]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != MULTIPART and not content_type.startswith(RAW_PICTURE_TYPES):
         shown = content_type or "none"
-        raise UploadError(415, f"content type {shown} not accepted: send multipart/form-data ('files') or a picture")
+        raise Refused(415, f"content type {shown} not accepted: send multipart/form-data ('files') or a picture")
     body = await read_body(request, limit)
     if not body:
-        raise UploadError(422, "empty body: no picture sent")
+        raise Refused(422, "empty body: no picture sent")
     if content_type != MULTIPART:
         return [checked_upload(Upload(request.headers.get("x-file-name", "upload"), body))]
 
@@ -81,15 +83,15 @@ async def uploads_of(request, limit: int, max_files: int) -> list[Upload]:
     try:
         form = await MultiPartParser(request.headers, once(), max_files=max_files, max_fields=max_files).parse()
     except MultiPartException as error:
-        raise UploadError(422, f"malformed multipart body ({error.message})") from None
+        raise Refused(422, f"malformed multipart body ({error.message})") from None
     try:
         parts = form.getlist(FILES_FIELD)
         if not parts:
-            raise UploadError(422, f"no '{FILES_FIELD}' in the form: send each picture as a '{FILES_FIELD}' part")
+            raise Refused(422, f"no '{FILES_FIELD}' in the form: send each picture as a '{FILES_FIELD}' part")
         uploads = []
         for index, part in enumerate(parts):
             if isinstance(part, str):
-                raise UploadError(422, f"'{FILES_FIELD}' part {index + 1} is text, not a file")
+                raise Refused(422, f"'{FILES_FIELD}' part {index + 1} is text, not a file")
             uploads.append(checked_upload(Upload(part.filename or f"file {index + 1}", await part.read())))
         return uploads
     finally:
@@ -98,22 +100,22 @@ async def uploads_of(request, limit: int, max_files: int) -> list[Upload]:
 
 def checked_upload(upload: Upload) -> Upload:
     if not upload.data:
-        raise UploadError(422, f"{upload.name}: empty file")
+        raise Refused(422, f"{upload.name}: empty file")
     if upload.data.startswith(ARRAY_SIGNATURES):
-        raise UploadError(415, f"{upload.name}: an array file, not a picture (arrays go to fashion-predict)")
+        raise Refused(415, f"{upload.name}: an array file, not a picture (arrays go to fashion-predict)")
     return upload
 
 
 def decode(upload: Upload, invert: str, crop: bool, max_pixels: int) -> Decoded:
-    """The model's input and the labellers' thumbnail of one upload; an UploadError naming it when it cannot be."""
+    """The model's input and the labellers' thumbnail of one upload; an Refused naming it when it cannot be."""
     try:
         grey = shrunk(read_picture_pixels(upload.name, invert, data=upload.data, max_pixels=max_pixels), WORKING_SIDE)
         image = picture_to_image(grey, invert, crop)
     except PictureTooLarge as error:
-        raise UploadError(413, str(error)) from None
+        raise Refused(413, str(error)) from None
     except PipelineError as error:
-        raise UploadError(422, str(error)) from None
+        raise Refused(422, str(error)) from None
     if image is None:
-        raise UploadError(422, f"{upload.name}: no item to classify (nothing stands out from the background)")
+        raise Refused(422, f"{upload.name}: no item to classify (nothing stands out from the background)")
     thumbnail = np.clip(np.rint(shrunk(grey, THUMBNAIL_SIDE)), 0, 255).astype(np.uint8)
     return Decoded(upload.name, image, thumbnail)

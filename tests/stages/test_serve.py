@@ -383,8 +383,10 @@ def test_a_missing_model_and_bad_settings_are_one_line_errors(serve_params, tmp_
     import subprocess
     import sys
 
+    # The installed console command, as a user types it.
+    installed = Path(sys.executable).parent / "fashion-serve"
     missing = subprocess.run(
-        [sys.executable, "-m", "pipeline.commands.serve", "--params", serve_params, "--model", tmp_path / "none.keras"],
+        [installed, "--params", serve_params, "--model", tmp_path / "none.keras"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
