@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.accept.labelling import write_labelling_sheet
+from pipeline.accept.labelling import Captured, write_labelling_sheet
 from pipeline.evaluation.promotion import PromoteParams, decide, decision_table, standard_error
 
 GATE = PromoteParams(max_test_drop=2.0, max_source_drop=1.0, keep_refused_experiments=5)
@@ -59,9 +59,15 @@ def test_labelling_sheet_lists_the_least_confident_first(tmp_path):
     probabilities[0, 1], probabilities[0, 0] = 0.9, 0.1
     probabilities[1, 5], probabilities[1, 7] = 0.4, 0.6
     probabilities[2, 8], probabilities[2, 0] = 0.55, 0.45
-    write_labelling_sheet(images, ["a.jpg", "b/c.png", "d e.png"], probabilities, NAMES, tmp_path)
+    # The service kept one of them: its thumbnail and uploaded name go beside it (pipeline/serving/captures.py).
+    captured = {"b/c.png": Captured(b"\x89PNG thumbnail", "IMG_0042.jpg")}
+    write_labelling_sheet(images, ["a.jpg", "b/c.png", "d e.png"], probabilities, NAMES, tmp_path, captured)
     sheet = pd.read_csv(tmp_path / "labels.csv", keep_default_na=False)
-    assert list(sheet.columns) == ["file", "label", "predicted", "confidence", "source"]
+    columns = ["file", "label", "predicted", "confidence", "source", "thumbnail", "uploaded_as"]
+    assert list(sheet.columns) == columns
+    assert list(sheet["thumbnail"]) == ["", "thumbnails/00001_c.png", ""]
+    assert list(sheet["uploaded_as"]) == ["", "IMG_0042.jpg", ""]
+    assert (tmp_path / "thumbnails" / "00001_c.png").read_bytes() == b"\x89PNG thumbnail"
     assert list(sheet["source"]) == ["d e.png", "b/c.png", "a.jpg"]
     assert list(sheet["predicted"]) == ["Bag", "Sneaker", "Trouser"]
     assert list(sheet["label"]) == ["", "", ""]
