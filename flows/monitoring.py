@@ -32,7 +32,7 @@ from pipeline.drift.page import add_decision
 from pipeline.drift.params import DriftParams
 from pipeline.drift.sources import UNKNOWN_SOURCE
 from pipeline.params import load_params, read_section
-from pipeline.serving.captures import mark_checked, unchecked_chunks
+from pipeline.serving.captures import mark_checked, readable, unchecked_chunks
 from pipeline.serving.params import ServeParams
 
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
@@ -147,9 +147,9 @@ def retrain_on(root: Path, summary: dict, unseen: list[str]) -> None:
     retraining.result()  # a failed retraining fails the monitor run too
 
 
-def label_instead(root: Path, check: Path, traffic: Path) -> str:
+def label_instead(root: Path, check: Path, traffic: Path | None) -> str:
     """Confirmed drift and nothing new to learn from: a labelling sheet of the drifted batch, and how to use it."""
-    sheet = write_labelling_sheet(str(root), str(check), str(traffic))
+    sheet = write_labelling_sheet(str(root), str(check), str(traffic) if traffic else None)
     get_run_logger().info(
         "not retraining. Label the drifted batch: fill in the label column of %s, copy its folder to "
         "data/incoming/<batch name>/ and run `fashion-accept data/incoming/<batch name> --no-crop --invert never` "
@@ -159,18 +159,29 @@ def label_instead(root: Path, check: Path, traffic: Path) -> str:
     return str(sheet)
 
 
+def new_traffic(captures: Path, checks: Path) -> list[Path]:
+    """The chunks of traffic no check has read yet; a damaged one is left out, said in one line each run."""
+    chunks = []
+    for chunk in unchecked_chunks(captures, checks):
+        if readable(chunk):
+            chunks.append(chunk)
+        else:
+            get_run_logger().warning("left out %s: not a readable chunk of traffic (damaged, or copied in half)", chunk)
+    return chunks
+
+
 def traffic_folder(root: Path, traffic: str | None) -> Path:
     return Path(traffic).resolve() if traffic else root / load_params(ServeParams, root / "params.yaml").capture_folder
 
 
 @task(cache_policy=NO_CACHE)
-def write_labelling_sheet(workspace: str, check: str, traffic: str) -> Path:
+def write_labelling_sheet(workspace: str, check: str, traffic: str | None) -> Path:
     """The drifted check's images as a folder to label, least confident first (pipeline/accept/labelling.py), with
-    the service's thumbnail of each captured picture."""
+    the service's thumbnail of each captured picture (`traffic`: the capture folder, for a check of traffic)."""
     root, out = Path(workspace), Path(check) / "labelling"
     command = [sys.executable, "-m", "pipeline.commands.labelling_sheet", "--model", str(root / MODEL)]
     command += ["--images", str(Path(check) / "batch.npz"), "--out", str(out), "--dataset", dataset_name(root)]
-    command += ["--traffic", traffic]
+    command += ["--traffic", traffic] if traffic else []
     run_streaming(command, root, "labelling_sheet", str(flow_run.id), get_run_logger().info)
     return out / SHEET
 
@@ -205,8 +216,8 @@ def drift_monitor(
     root = Path(workspace).resolve()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
         params = load_params(DriftParams, root / "params.yaml")
-        captures = traffic_folder(root, traffic)
-        chunks = [] if batch else unchecked_chunks(captures, root / DRIFT_CHECKS)
+        captures = None if batch else traffic_folder(root, traffic)
+        chunks = [] if batch else new_traffic(captures, root / DRIFT_CHECKS)
         if not batch and not chunks:
             get_run_logger().info("no traffic since the last check: no new chunk in %s", captures)
             return {"verdict": "no traffic", "traffic": str(captures), "flow_run_id": str(flow_run.id)}
@@ -214,10 +225,13 @@ def drift_monitor(
         batches = [str(Path(batch).resolve())] if batch else [str(chunk) for chunk in chunks]
         check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
         source_option = ["--current-source", source or UNKNOWN_SOURCE]
-        summary = check_batch(str(root), batches, check_id, [*source_option, *shift_options(scenario, strength)])
+        # The service converted its pictures already: a check reads them as the model saw them.
+        converted = ["--converted"] if chunks else []
         if chunks:
-            get_run_logger().info("checked %d picture chunk(s) of traffic from %s", len(chunks), captures)
-            mark_checked(root / DRIFT_CHECKS, check_id, chunks)
+            get_run_logger().info("checking %d chunk(s) of traffic from %s", len(chunks), captures)
+            mark_checked(root / DRIFT_CHECKS, check_id, chunks)  # counted once the check is written
+        options = [*source_option, *converted, *shift_options(scenario, strength)]
+        summary = check_batch(str(root), batches, check_id, options)
         if summary["verdict"] == "inconclusive":
             summary = pool_small_batches(root, params, summary, source_option)
         in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)

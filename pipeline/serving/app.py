@@ -5,9 +5,9 @@
     GET  /health    503 until a model pair is loaded, then 200 and the version
     GET  /metrics   Prometheus' text format
 
-Pictures are decoded on a small pool of threads, predicted in micro-batches on the model's own thread
-(batching.py), and kept for the drift monitor by a writer thread (captures.py): the request path never touches the
-disk.
+Small pictures are decoded as they arrive and larger ones on a small pool of threads, predicted in micro-batches on
+the model's own thread (batching.py), and kept for the drift monitor by a writer thread (captures.py): no answer
+waits for the captures to be written.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from pipeline.serving.batching import Answer, MicroBatcher
 from pipeline.serving.captures import Capture, TrafficRecorder, now
 from pipeline.serving.metrics import ServiceMetrics
 from pipeline.serving.pair import ModelPair, PairWatcher
 from pipeline.serving.params import ServeParams
-from pipeline.serving.uploads import Decoded, Refused, decode, uploads_of
+from pipeline.serving.uploads import Decoded, Refused, decode, header_pixels, uploads_of
 
 LOG = logging.getLogger("fashion-serve")
 PAGE = Path(__file__).with_name("page.html")
@@ -52,9 +53,13 @@ class Service:
     def swap(self, pair: ModelPair) -> None:
         """Called by the watcher's thread: the next batch is predicted by `pair` (one reference assignment)."""
         first = self.pair is None
-        # What is loaded by now (TensorFlow, Keras, the model: millions of objects) lives as long as the service: kept
-        # out of the garbage collector's full passes, which would otherwise pause answers for tens of milliseconds.
-        gc.freeze()
+        if first:
+            # What is loaded by now (TensorFlow, Keras, the first model: millions of objects) lives as long as the
+            # service: kept out of the garbage collector's full passes, which would otherwise pause answers for tens of
+            # milliseconds. Only the first pair: a later one is swapped out in turn, and a frozen one would never be
+            # collected.
+            gc.collect()
+            gc.freeze()
         self.pair = pair
         self.metrics.in_use(pair.version)
         if not first:
@@ -129,6 +134,8 @@ def create_app(service: Service) -> FastAPI:
     async def health() -> JSONResponse:
         if service.pair is None:
             return JSONResponse({"status": "loading"}, status_code=503)
+        if not batcher.running():
+            return JSONResponse({"status": "not predicting: the batching task ended (see the log)"}, status_code=503)
         return JSONResponse({"status": "ok", "model_version": service.pair.version})
 
     @app.get("/metrics")
@@ -141,11 +148,12 @@ def create_app(service: Service) -> FastAPI:
         uploads = await uploads_of(request, params.max_upload_bytes, params.max_files)
         # Small pictures are decoded right here: handing a 1 ms decode to a thread costs more than it saves
         # (docs/serving.md has the figures). Larger ones, a photo's 100 ms and more, go to the decode threads, so that
-        # they never hold up the other requests this loop serves.
+        # they never hold up the other requests this loop serves. Their size is read from the header: a few bytes can
+        # hold a picture of millions of pixels.
         loop = asyncio.get_running_loop()
         jobs = [
             loop.run_in_executor(decoders, decode, upload, params.invert, params.crop, params.max_pixels)
-            if len(upload.data) > params.inline_decode_bytes
+            if header_pixels(upload.data) > params.inline_decode_pixels
             else None
             for upload in uploads
         ]
@@ -172,6 +180,8 @@ def create_app(service: Service) -> FastAPI:
             response = JSONResponse(service.answer(decoded, answers))
         except Refused as problem:
             response = error(problem.status, problem.message)
+        except ClientDisconnect:  # nobody is left to answer: counted apart from the service's own failures
+            response = error(499, "the client closed the connection before its upload ended")
         except Exception as failure:  # a bug or a broken model: one line for the client, the trace in the log
             LOG.exception("fashion-serve: prediction failed")
             response = error(500, f"prediction failed: {' '.join(str(failure).split())[:200]}")

@@ -91,35 +91,39 @@ class MicroBatcher:
             size += len(waiting[0])
         return batch
 
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [(images, future) for images, future in await self.next_batch() if not future.done()]
             if not batch:  # every client of the batch has left
                 continue
-            pair = self.current_pair()
-            images = np.concatenate([images for images, _ in batch])
-            self.on_batch(len(images))
             try:
-                outputs = await loop.run_in_executor(self.model_thread, pair.predict, images)
+                await self.predict_batch(batch)
             except Exception as error:  # the batch's requests fail with it; the loop serves the next batch
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
-                continue
-            start = 0
-            for request_images, future in batch:
-                end = start + len(request_images)
-                if not future.done():
-                    future.set_result(
-                        [
-                            Answer(
-                                outputs.probabilities[i],
-                                float(outputs.unfamiliarity[i]),
-                                bool(outputs.unfamiliar[i]),
-                                pair.version,
-                            )
-                            for i in range(start, end)
-                        ]
-                    )
-                start = end
+
+    async def predict_batch(self, batch: list[tuple[np.ndarray, asyncio.Future]]) -> None:
+        pair = self.current_pair()
+        images = np.concatenate([images for images, _ in batch])
+        self.on_batch(len(images))
+        outputs = await asyncio.get_running_loop().run_in_executor(self.model_thread, pair.predict, images)
+        start = 0
+        for request_images, future in batch:
+            end = start + len(request_images)
+            if not future.done():
+                future.set_result(
+                    [
+                        Answer(
+                            outputs.probabilities[i],
+                            float(outputs.unfamiliarity[i]),
+                            bool(outputs.unfamiliar[i]),
+                            pair.version,
+                        )
+                        for i in range(start, end)
+                    ]
+                )
+            start = end

@@ -12,8 +12,9 @@ kept. Chunks are never changed once written and their names never repeat across 
 <replica>), so the folders of several replicas merge by copying, and a closed day's folder can be synced or tracked
 as it is: the monitor needs only a folder of chunks, on the serving machine or wherever they were brought.
 
-Writing is bounded: at most serve.capture_per_day pictures a day (counted over every replica's chunks of that day)
-and serve.capture_total in all, the oldest days removed first. The writer has a queue of its own; when the disk
+Writing is bounded: at most serve.capture_per_day pictures a day (counted over every replica's chunks of that day
+before each chunk is written, so replicas writing at the same moment may pass it by up to a chunk each) and
+serve.capture_total in all, the oldest days removed first. The writer has a queue of its own; when the disk
 cannot keep up, pictures are dropped and counted, and no answer waits.
 """
 
@@ -25,6 +26,7 @@ import logging
 import os
 import queue
 import re
+import secrets
 import shutil
 import socket
 import threading
@@ -58,8 +60,10 @@ class Capture:
 
 
 def replica_name() -> str:
+    """This process's part of its chunks' names: its host and process, and a random tag, since containers often
+    share both a host name and process id 1 (and a restarted service starts its sequence again)."""
     host = re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:32] or "host"
-    return f"{host}{os.getpid()}"
+    return f"{host}{os.getpid()}{secrets.token_hex(3)}"
 
 
 def chunk_count(path: Path) -> int:
@@ -185,7 +189,7 @@ class TrafficRecorder:
         captures, self.buffer = self.buffer, []
         try:
             self.write(captures)
-        except OSError as error:  # a full or failing disk costs the captures, never the service
+        except Exception as error:  # a full or failing disk costs the captures, never the service nor this thread
             LOG.warning("fashion-serve: %d captured picture(s) not kept: %s", len(captures), error)
             self.on_dropped("write failed", len(captures))
 
@@ -218,16 +222,20 @@ class TrafficRecorder:
 
 
 def checked_chunks(checks_dir: Path) -> set[str]:
-    """The chunks (day/name) the drift monitor has checked already."""
+    """The chunks (day/name) the drift monitor has checked: those of each line whose check was written. The monitor
+    writes the line before it runs the check, so a run killed in between leaves its chunks to the next run, and a
+    run killed after the check leaves them checked once."""
     path = checks_dir / CHECKED_FILE
     if not path.is_file():
         return set()
     checked = set()
     for line in path.read_text().splitlines():
         try:
-            checked.update(json.loads(line)["chunks"])
+            entry = json.loads(line)
+            if (checks_dir / entry["check"] / "summary.json").is_file():
+                checked.update(entry["chunks"])
         except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a killed run: its check is not recorded as done
+            continue  # a line cut short by a killed run
     return checked
 
 
@@ -237,7 +245,17 @@ def unchecked_chunks(folder: Path, checks_dir: Path) -> list[Path]:
     return [chunk for chunk in captured_chunks(folder) if f"{chunk.parent.name}/{chunk.name}" not in checked]
 
 
+def readable(chunk: Path) -> bool:
+    """Whether a chunk opens as a batch (a file copied in half, or damaged, does not)."""
+    try:
+        with np.load(chunk, allow_pickle=False) as arrays:
+            return "images" in arrays.files
+    except Exception:  # any unreadable file: not a batch
+        return False
+
+
 def mark_checked(checks_dir: Path, check_id: str, chunks: list[Path]) -> None:
+    """Record that check `check_id` reads `chunks` (counted once the check's folder is written)."""
     checks_dir.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"check": check_id, "chunks": [f"{chunk.parent.name}/{chunk.name}" for chunk in chunks]})
     with open(checks_dir / CHECKED_FILE, "a") as file:

@@ -55,7 +55,11 @@ def load_pair(model_path: Path, scorer_path: Path) -> ModelPair:
     belong together."""
     model_md5 = file_md5(model_path)
     scorer = load_scorer(scorer_path)
-    if scorer.model_md5 and scorer.model_md5 != model_md5:
+    if not scorer.model_md5:
+        LOG.warning(
+            "fashion-serve: %s does not name its model (rerun `dvc repro`): loaded without that check", scorer_path
+        )
+    elif scorer.model_md5 != model_md5:
         raise PipelineError(
             f"{scorer_path}: fitted to model md5 {scorer.model_md5[:SHOWN_DIGITS]}, not to {model_path} "
             f"(md5 {model_md5[:SHOWN_DIGITS]}); waiting for the unfamiliarity stage to write the new model's"
@@ -109,16 +113,16 @@ class PairWatcher:
                     if status is None
                 ]
                 LOG.warning("fashion-serve: waiting for %s (not found)", " and ".join(missing))
-            if seen != tried and None not in seen:
+            if seen != tried and None not in seen:  # a change, or files replaced while the last load ran
                 # A file still being written changes between two looks: load it once it has settled.
                 self.stopped.wait(min(self.interval, 0.5))
                 if self.files() == seen:
                     tried = seen
-                    self.load()
+                    self.load(seen)
                     continue
             self.stopped.wait(self.interval)
 
-    def load(self) -> None:
+    def load(self, seen: tuple) -> None:
         try:
             pair = load_pair(self.model_path, self.scorer_path)
         except PipelineError as error:
@@ -126,5 +130,7 @@ class PairWatcher:
             return
         except Exception as error:  # anything Keras raises on a bad file: the pair in use must keep serving
             LOG.warning("fashion-serve: not swapped, keeping the model in use: %s: %s", self.model_path, error)
+            return
+        if self.files() != seen:  # replaced while loading: the checksums may not be of what was loaded; load again
             return
         self.on_swap(pair)

@@ -17,7 +17,7 @@ class ServeParams:
     max_batch: int = param("number", integer=True, minimum=1)
     max_wait_ms: float = param("number", minimum=0)
     decode_threads: int = param("number", integer=True, minimum=1)
-    inline_decode_bytes: int = param("number", integer=True, minimum=0)
+    inline_decode_pixels: int = param("number", integer=True, minimum=0)
     max_upload_bytes: int = param("number", integer=True, minimum=1)
     max_files: int = param("number", integer=True, minimum=1)
     max_pixels: int = param("number", integer=True, minimum=1)

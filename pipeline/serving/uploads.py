@@ -1,8 +1,9 @@
 """A request's pictures, and what is wrong with a bad one, as the status code and one line the service answers with.
 
     422  not a picture, a truncated one, an empty body, malformed multipart, no files, a picture with no item
-    413  a body over serve.max_upload_bytes, a picture over serve.max_pixels (or a decompression bomb)
-    415  a content type that is neither multipart/form-data nor a picture's, or an array file (.npy/.npz)
+    413  a body over serve.max_upload_bytes, more than serve.max_files pictures, a picture over serve.max_pixels
+         (or a decompression bomb)
+    415  a content type that is neither multipart/form-data nor a picture's, or an array file (.npy/.npz, a zip)
 
 Pictures are read as fashion-predict reads them (pipeline/pictures/convert.py): the same cropping and conversion,
 so the service and the command give the same answer for the same file. The size limit is checked from a picture's
@@ -12,6 +13,7 @@ requests cannot disturb each other's checks.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +85,8 @@ async def uploads_of(request, limit: int, max_files: int) -> list[Upload]:
     try:
         form = await MultiPartParser(request.headers, once(), max_files=max_files, max_fields=max_files).parse()
     except MultiPartException as error:
+        if error.message.startswith("Too many files"):
+            raise Refused(413, f"more than serve.max_files ({max_files}) pictures in one request") from None
         raise Refused(422, f"malformed multipart body ({error.message})") from None
     try:
         parts = form.getlist(FILES_FIELD)
@@ -102,12 +106,24 @@ def checked_upload(upload: Upload) -> Upload:
     if not upload.data:
         raise Refused(422, f"{upload.name}: empty file")
     if upload.data.startswith(ARRAY_SIGNATURES):
-        raise Refused(415, f"{upload.name}: an array file, not a picture (arrays go to fashion-predict)")
+        raise Refused(415, f"{upload.name}: an array file or archive, not a picture (arrays go to fashion-predict)")
     return upload
 
 
+def header_pixels(data: bytes) -> int:
+    """How many pixels a picture's header says it has, read without decoding it; 0 when it has no readable header
+    (its decoding fails at once)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            return opened.width * opened.height
+    except Exception:  # any unreadable header: decode() says what is wrong with it
+        return 0
+
+
 def decode(upload: Upload, invert: str, crop: bool, max_pixels: int) -> Decoded:
-    """The model's input and the labellers' thumbnail of one upload; an Refused naming it when it cannot be."""
+    """The model's input and the labellers' thumbnail of one upload; Refused naming it when it cannot be."""
     try:
         grey = shrunk(read_picture_pixels(upload.name, invert, data=upload.data, max_pixels=max_pixels), WORKING_SIDE)
         image = picture_to_image(grey, invert, crop)
@@ -115,6 +131,9 @@ def decode(upload: Upload, invert: str, crop: bool, max_pixels: int) -> Decoded:
         raise Refused(413, str(error)) from None
     except PipelineError as error:
         raise Refused(422, str(error)) from None
+    except Exception as error:  # a crafted file can make Pillow raise anything (struct.error, IndexError, ...)
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise Refused(422, f"{upload.name}: unreadable image ({reason})") from None
     if image is None:
         raise Refused(422, f"{upload.name}: no item to classify (nothing stands out from the background)")
     thumbnail = np.clip(np.rint(shrunk(grey, THUMBNAIL_SIDE)), 0, 255).astype(np.uint8)

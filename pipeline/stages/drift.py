@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import html
 import json
+import os
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -68,16 +69,30 @@ def configure(parser) -> None:
     parser.add_argument(
         "--current-source", help="the batch's source, or 'unknown' (default: drift.current_source; null is unknown)"
     )
+    parser.add_argument(
+        "--converted",
+        action="store_true",
+        help="the batches hold pictures converted already (the prediction service's traffic): never inverted again",
+    )
 
 
-def pooled_batch(sources: list[Path], checks: Path, invert: str, crop: bool) -> Batch:
+def pooled_batch(sources: list[Path], checks: Path, invert: str, crop: bool, converted: bool = False) -> Batch:
     """The sources as one batch. An earlier check's kept images (<checks>/<id>/batch.npz) were converted when that
-    check read them, so they are read as they are: inverting them again would undo it."""
+    check read them, and so were `converted` batches: they are read as they are, since inverting them again would
+    undo it. A kept batch's images keep the names that check gave them (for the labelling sheet)."""
 
     def kept_by_a_check(source: Path) -> bool:
         return source.name == "batch.npz" and source.resolve().parent.parent == checks.resolve()
 
-    batches = [load_batch(source, "never" if kept_by_a_check(source) else invert, crop=crop) for source in sources]
+    batches = []
+    for source in sources:
+        kept = kept_by_a_check(source)
+        batch = load_batch(source, "never" if converted or kept else invert, crop=crop)
+        if kept:
+            with np.load(source, allow_pickle=False) as arrays:
+                names = [str(name) for name in arrays["names"]] if "names" in arrays.files else batch.names
+            batch = Batch(batch.images, batch.labels, names if len(names) == len(batch.names) else batch.names)
+        batches.append(batch)
     if len(batches) == 1:
         return batches[0]
     labels = [batch.labels for batch in batches]
@@ -116,12 +131,21 @@ def write_check(
                 np.savez_compressed(file, images=check.images, names=np.array(names, dtype=str))
 
 
+def described(sources: list[Path]) -> str:
+    """The files checked, in a line: each named, or, for many (a day of the service's traffic chunks), their folder,
+    count and first and last."""
+    if len(sources) <= 3:
+        return " + ".join(str(source) for source in sources)
+    folder = os.path.commonpath([str(source) for source in sources])
+    return f"{folder}: {len(sources)} files, {sources[0].name} to {sources[-1].name}"
+
+
 def batch_identity(sources: list[Path], images: np.ndarray) -> dict:
     """What names the batch checked: its files, the sha256 of its images as checked (uint8, after conversion, so the
     same pictures in another format or folder have the same checksum) and its files' size on disk."""
     files = [path for source in sources for path in ([source] if source.is_file() else sorted(source.rglob("*")))]
     return {
-        "files": " + ".join(str(source) for source in sources),
+        "files": described(sources),
         "sha256": hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest(),
         "bytes": sum(path.stat().st_size for path in files if path.is_file()),
     }
@@ -148,7 +172,7 @@ def work(arguments) -> None:
     params = load_params(DriftParams, arguments.params)
     shift = {key: getattr(arguments, key) for key in ("scenario", "strength") if getattr(arguments, key) is not None}
     params = dataclasses.replace(params, **shift)
-    batch = pooled_batch(arguments.current, arguments.checks, params.invert, params.crop)
+    batch = pooled_batch(arguments.current, arguments.checks, params.invert, params.crop, arguments.converted)
     class_names = dataset_spec(arguments.dataset).class_names
     loaded = load_references(
         arguments.reference, class_names, params.embedding_components, params.calibration_resamples, params.seed

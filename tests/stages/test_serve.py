@@ -8,6 +8,7 @@ model pair is swapped in under load without one failed request; and what it saw 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import shutil
@@ -21,6 +22,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from pipeline.model.unfamiliarity import file_md5
+from pipeline.model.unfamiliarity import load as load_scorer
+from pipeline.model.unfamiliarity import save as save_scorer
+from pipeline.serving.captures import captured_chunks
 from tests.support.browser import launch, screenshot
 from tests.support.commands import predict
 from tests.support.data import set_keys, square_images
@@ -102,9 +107,8 @@ def test_answers_equal_fashion_predicts_on_the_same_files(service, models, pictu
         assert prediction["probability"] == pytest.approx(row["probability"], abs=1e-5)
         assert [name for name, _ in prediction["top3"]] == [row["class"], row["class_2"], row["class_3"]]
         assert prediction["unfamiliar"] == row["unfamiliar"]
-    assert (
-        len({prediction["class"] for prediction in answer["predictions"]}) >= 5
-    )  # the model's own answers    # One picture as the raw body gets the same answer as in the form.
+    assert len({prediction["class"] for prediction in answer["predictions"]}) >= 5  # the model's own answers
+    # One picture as the raw body gets the same answer as in the form.
     raw = httpx.post(f"{service.url}/predict", content=paths[0].read_bytes(), headers={"content-type": "image/png"})
     assert raw.status_code == 200 and raw.json()["predictions"][0]["class"] == expected[0]["class"]
 
@@ -255,7 +259,7 @@ def test_what_the_service_saw_is_kept_in_chunks_without_the_uploads(service, pic
 
 
 def chunk_with(traffic: Path, file_name: str):
-    for chunk in sorted(traffic.rglob("*.npz")):
+    for chunk in captured_chunks(traffic):  # whole chunks only, not one being written
         with np.load(chunk, allow_pickle=False) as arrays:
             names = [str(name) for name in arrays["files"]]
         if file_name in names:
@@ -319,15 +323,16 @@ def test_a_promoted_pair_is_swapped_in_under_load_without_one_failed_request(
         paths = sorted(pictures.glob("item*.png"))
         responses: list[httpx.Response] = []
         swapped = {}
+        answered_by_new = [0]
 
         async def client(async_client):
             index = 0
-            while (
-                "at" not in swapped or len([r for r in responses if r.json().get("model_version") != old_version]) < 20
-            ):
-                responses.append(
-                    await async_client.post(f"{service.url}/predict", files=multipart([paths[index % len(paths)]]))
+            while "at" not in swapped or answered_by_new[0] < 20:
+                response = await async_client.post(
+                    f"{service.url}/predict", files=multipart([paths[index % len(paths)]])
                 )
+                responses.append(response)
+                answered_by_new[0] += response.status_code == 200 and response.json()["model_version"] != old_version
                 index += 1
 
         async def promotion():
@@ -356,11 +361,16 @@ def test_a_promoted_pair_is_swapped_in_under_load_without_one_failed_request(
         # The mismatched moment was said once, as waiting for the new model's scorer.
         assert service.log_text().count("not swapped") <= 1
 
-        # A pair that fails to load leaves the one in use serving, said in one log line.
+        # A pair that fails to load leaves the one in use serving, said in one log line: here a scorer naming the
+        # model file beside it, which is not a model.
         (model_folder / "model.keras").write_bytes(b"not a model")
+        scorer = dataclasses.replace(
+            load_scorer(model_folder / "unfamiliarity.npz"), model_md5=file_md5(model_folder / "model.keras")
+        )
+        save_scorer(scorer, model_folder / "unfamiliarity.npz")
         wait_until(lambda: "not swapped" in service.log_text().split("swapped to")[-1], 20, "the failed load's line")
         line = [line for line in service.log_text().splitlines() if "not swapped" in line][-1]
-        assert "model.keras" in line and "keeping the model in use" in line
+        assert "model.keras: not a Keras model file" in line and "keeping the model in use" in line
         response = httpx.post(f"{service.url}/predict", files=multipart(paths[:1]))
         assert response.status_code == 200 and response.json()["model_version"] == new_version
 

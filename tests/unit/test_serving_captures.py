@@ -18,6 +18,7 @@ from pipeline.serving.captures import (
     mark_checked,
     read_thumbnails,
     read_uploaded_names,
+    readable,
     unchecked_chunks,
 )
 
@@ -121,7 +122,24 @@ def test_the_monitor_reads_only_the_chunks_no_check_has_read(tmp_path):
     first = unchecked_chunks(traffic, checks)
     assert len(first) == 2
     mark_checked(checks, "check-1", first[:1])
+    # Marked before the check runs: its chunks count as checked once the check's folder is written.
+    assert unchecked_chunks(traffic, checks) == first
+    (checks / "check-1").mkdir()
+    (checks / "check-1" / "summary.json").write_text("{}")
     assert unchecked_chunks(traffic, checks) == first[1:]
+    mark_checked(checks, "check-2", first[1:])  # a run killed during its check: no folder, the chunk stays new
     with open(checks / "traffic_checked.jsonl", "a") as ledger:
         ledger.write('{"check": "killed", "chun')  # a line cut short by a killed run marks nothing
     assert unchecked_chunks(traffic, checks) == first[1:]
+
+
+def test_a_damaged_chunk_is_not_readable(tmp_path):
+    writer, _ = recorder(tmp_path, chunk=2)
+    writer.start()
+    for index in range(2):
+        writer.offer(capture(index))
+    writer.close()
+    [chunk] = captured_chunks(tmp_path)
+    assert readable(chunk)
+    chunk.write_bytes(chunk.read_bytes()[:200])  # copied in half
+    assert not readable(chunk)
