@@ -124,7 +124,8 @@ def create_app(service: Service) -> FastAPI:
             recorder.close()  # what is buffered is written
         decoders.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="fashion-serve", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # No generated API pages: FastAPI's load their scripts from a CDN (blank offline), and docs/serving.md has the API.
+    app = FastAPI(title="fashion-serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse)
     async def upload_page() -> HTMLResponse:
