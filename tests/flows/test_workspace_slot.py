@@ -36,10 +36,12 @@ def start_holder(workspace, seconds: float) -> tuple[subprocess.Popen, int]:
     return holder, int(holder.stdout.readline())
 
 
-def ended(pid: int) -> bool:
-    """Gone, or a zombie its new parent has not collected yet (a container's init may never collect it)."""
+def ended(process: psutil.Process) -> bool:
+    """Gone, or a zombie its new parent has not collected yet (a container's init may never collect it). Asked of the
+    process object taken while it ran: its pid alone may already belong to a new process (pids are reused, and a busy
+    machine with 32,768 of them, threads included, wraps around quickly)."""
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
 
@@ -66,6 +68,7 @@ def test_a_second_run_waits_and_gives_up_at_its_limit_naming_the_holder(tmp_path
 
 def test_a_waiting_run_starts_when_the_holder_finishes(tmp_path):
     holder, child = start_holder(tmp_path, 3)
+    child_process = psutil.Process(child)
     said = []
     holding_since = time.monotonic()
     with workspace_slot(tmp_path, "second", 1, said.append):
@@ -74,17 +77,18 @@ def test_a_waiting_run_starts_when_the_holder_finishes(tmp_path):
     assert holder.wait(timeout=30) == 0
     assert said[0].startswith("waiting for the workspace")
     # The child it left running is ended too: nothing of an earlier run outlives the next run's start.
-    assert f"ending pid {child}" in said[1] and ended(child)
+    assert f"ending pid {child}" in said[1] and ended(child_process)
 
 
 def test_a_killed_holder_frees_the_slot_and_the_next_run_ends_what_it_left(tmp_path):
     holder, child = start_holder(tmp_path, 600)
     os.kill(holder.pid, signal.SIGKILL)  # SIGKILL cannot be trapped: its child lives on, an orphan
     holder.wait()
-    assert psutil.Process(child).is_running()
+    child_process = psutil.Process(child)
+    assert child_process.is_running()
     said = []
     with workspace_slot(tmp_path, "next", 0, said.append):
-        assert ended(child)
+        assert ended(child_process), said
         assert os.environ[TOKEN_VARIABLE].startswith(f"{tmp_path.resolve()}#")
     assert any(f"ending pid {child}" in line for line in said)
     assert TOKEN_VARIABLE not in os.environ
