@@ -29,11 +29,17 @@ with workspace_slot(Path(sys.argv[1]), "holder (test)", wait_minutes=0):
 
 
 def start_holder(workspace, seconds: float) -> tuple[subprocess.Popen, int]:
-    """The holder process and the pid of the child it started, once it holds the slot."""
+    """The holder process and the pid of the child it started, once it holds the slot and the child runs."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(workspace), str(seconds)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
     )
-    return holder, int(holder.stdout.readline())
+    child = int(holder.stdout.readline())
+    # Popen returns once the child's exec has begun, and the kernel shows its new environment a moment later: on a
+    # busy machine a holder killed at once leaves a child whose environment (and so its token) cannot be read yet.
+    deadline = time.monotonic() + 30
+    while TOKEN_VARIABLE not in psutil.Process(child).environ() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return holder, child
 
 
 def ended(process: psutil.Process) -> bool:
