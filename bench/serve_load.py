@@ -33,6 +33,7 @@ from pipeline.params import load_params
 from pipeline.serving.pair import load_pair
 from pipeline.serving.params import ServeParams
 from pipeline.serving.uploads import Upload, decode
+from pipeline.tuning.workers import free_port  # a free loopback port
 
 PICTURES = 2000
 WARM_UP = 200
@@ -53,14 +54,6 @@ def png_pictures() -> list[bytes]:
 def multipart_body(index: int, picture: bytes) -> bytes:
     head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="test-{index}.png"\r\n'
     return (head + "Content-Type: image/png\r\n\r\n").encode() + picture + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_service(port: int, traffic: Path, log: Path) -> subprocess.Popen:

@@ -225,12 +225,11 @@ def drift_monitor(
         batches = [str(Path(batch).resolve())] if batch else [str(chunk) for chunk in chunks]
         check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
         source_option = ["--current-source", source or UNKNOWN_SOURCE]
-        # The service converted its pictures already: a check reads them as the model saw them.
-        converted = ["--converted"] if chunks else []
+        options = [*source_option, *shift_options(scenario, strength)]
         if chunks:
             get_run_logger().info("checking %d chunk(s) of traffic from %s", len(chunks), captures)
             mark_checked(root / DRIFT_CHECKS, check_id, chunks)  # counted once the check is written
-        options = [*source_option, *converted, *shift_options(scenario, strength)]
+            options.append("--converted")  # the service converted its pictures: read as the model saw them
         summary = check_batch(str(root), batches, check_id, options)
         if summary["verdict"] == "inconclusive":
             summary = pool_small_batches(root, params, summary, source_option)

@@ -15,7 +15,7 @@ from pipeline.evaluation.scoring import EvaluateParams
 from pipeline.files import atomic_path
 from pipeline.model.network import load_model
 from pipeline.params import load_params
-from pipeline.serving.captures import captured_chunks, read_thumbnails, read_uploaded_names
+from pipeline.serving.captures import captured_chunks, read_for_labellers
 
 # A checked chunk's images are named as any .npz batch's: "<chunk file>[<index>]" (pipeline/pictures/batches.py).
 CHUNK_IMAGE = re.compile(r"^(?P<chunk>.+\.npz)\[(?P<index>\d+)\]$")
@@ -31,9 +31,9 @@ def captured_pictures(traffic: Path, names: list[str]) -> dict[str, Captured]:
             wanted.setdefault(matched["chunk"], []).append((name, int(matched["index"])))
     captured = {}
     for chunk_name, pictures in wanted.items():
-        thumbnails, uploaded = read_thumbnails(chunks[chunk_name]), read_uploaded_names(chunks[chunk_name])
+        kept = read_for_labellers(chunks[chunk_name])
         for name, index in pictures:
-            captured[name] = Captured(thumbnails[index], uploaded[index])
+            captured[name] = Captured(*kept[index])
     return captured
 
 

@@ -113,16 +113,14 @@ def write_chunk(path: Path, captures: list[Capture]) -> None:
         )
 
 
-def read_thumbnails(chunk: Path) -> list[bytes]:
-    """Each captured picture's thumbnail, PNG bytes, in the chunk's order."""
+def read_for_labellers(chunk: Path) -> list[tuple[bytes, str]]:
+    """Each captured picture's thumbnail (PNG bytes) and the name it was uploaded under, in the chunk's order."""
     with np.load(chunk, allow_pickle=False) as arrays:
-        blob, offsets = arrays["thumbnails"], arrays["thumbnail_offsets"]
-    return [blob[start:end].tobytes() for start, end in zip(offsets[:-1], offsets[1:], strict=True)]
-
-
-def read_uploaded_names(chunk: Path) -> list[str]:
-    with np.load(chunk, allow_pickle=False) as arrays:
-        return [str(name) for name in arrays["files"]]
+        blob, offsets, names = arrays["thumbnails"], arrays["thumbnail_offsets"], arrays["files"]
+    return [
+        (blob[start:end].tobytes(), str(name))
+        for start, end, name in zip(offsets[:-1], offsets[1:], names, strict=True)
+    ]
 
 
 class TrafficRecorder:

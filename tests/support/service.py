@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from pipeline.tuning.workers import free_port
 from tests.support.workspaces import REPO_ROOT
 
 
@@ -28,12 +28,6 @@ class RunningService:
 
     def health(self) -> httpx.Response:
         return httpx.get(f"{self.url}/health", timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.1):

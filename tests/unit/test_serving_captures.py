@@ -16,8 +16,7 @@ from pipeline.serving.captures import (
     captured_chunks,
     chunk_count,
     mark_checked,
-    read_thumbnails,
-    read_uploaded_names,
+    read_for_labellers,
     readable,
     unchecked_chunks,
 )
@@ -45,13 +44,18 @@ def recorder(folder, **bounds) -> tuple[TrafficRecorder, dict]:
     return TrafficRecorder(folder, on_written=written, on_dropped=dropped, **settings), counts
 
 
-def test_captures_are_written_in_whole_chunks_a_day_each_and_read_back(tmp_path):
-    writer, counts = recorder(tmp_path)
+def recorded(folder, captures: list[Capture], **bounds) -> dict:
+    """`captures` through a recorder started for them and closed after: what it counted."""
+    writer, counts = recorder(folder, **bounds)
     writer.start()
-    for index in range(6):
-        writer.offer(capture(index))
-    writer.offer(capture(6, DAY + timedelta(days=1)))
+    for one in captures:
+        writer.offer(one)
     writer.close()
+    return counts
+
+
+def test_captures_are_written_in_whole_chunks_a_day_each_and_read_back(tmp_path):
+    counts = recorded(tmp_path, [*(capture(index) for index in range(6)), capture(6, DAY + timedelta(days=1))])
     chunks = captured_chunks(tmp_path)
     assert [chunk.parent.name for chunk in chunks] == ["2026-12-01", "2026-12-01", "2026-12-02"]
     assert [chunk_count(chunk) for chunk in chunks] == [4, 2, 1] and counts["written"] == 7
@@ -60,9 +64,9 @@ def test_captures_are_written_in_whole_chunks_a_day_each_and_read_back(tmp_path)
         assert list(arrays["unfamiliar"]) == [True, False, True, False]
         assert arrays["probabilities"][3].argmax() == 3 and list(arrays["versions"]) == ["v1"] * 4
         assert arrays["times"][0].startswith("2026-12-01T09:30:00")
-    thumbnails = [Image.open(io.BytesIO(data)) for data in read_thumbnails(chunks[0])]
+    thumbnails = [Image.open(io.BytesIO(data)) for data, _ in read_for_labellers(chunks[0])]
     assert [picture.size for picture in thumbnails] == [(128, 100), (128, 101), (128, 102), (128, 103)]
-    assert read_uploaded_names(chunks[1]) == ["photo-4.jpg", "photo-5.jpg"]
+    assert [uploaded for _, uploaded in read_for_labellers(chunks[1])] == ["photo-4.jpg", "photo-5.jpg"]
     # Nothing else is left in the folder: no staging file of a chunk.
     assert sorted(path.name for path in (tmp_path / "2026-12-01").iterdir()) == sorted(c.name for c in chunks[:2])
 
@@ -79,27 +83,15 @@ def test_a_chunk_is_closed_after_its_flush_time_even_when_not_full(tmp_path):
 
 
 def test_the_daily_bound_counts_every_replicas_chunks_and_drops_the_rest(tmp_path):
-    first, _ = recorder(tmp_path, per_day=5)
-    first.start()
-    for index in range(3):
-        first.offer(capture(index))
-    first.close()
-    second, counts = recorder(tmp_path, per_day=5)  # another replica writing the same folder
-    second.start()
-    for index in range(4):
-        second.offer(capture(index))
-    second.close()
+    recorded(tmp_path, [capture(index) for index in range(3)], per_day=5)
+    counts = recorded(tmp_path, [capture(index) for index in range(4)], per_day=5)  # another replica, same folder
     assert sum(chunk_count(chunk) for chunk in captured_chunks(tmp_path)) == 5
     assert counts["dropped"] == {"daily limit": 2}
 
 
 def test_the_total_bound_removes_the_oldest_days_first(tmp_path):
-    writer, _ = recorder(tmp_path, per_day=4, total=6)
-    writer.start()
-    for day in range(3):
-        for index in range(3):
-            writer.offer(capture(index, DAY + timedelta(days=day)))
-    writer.close()
+    days = [capture(index, DAY + timedelta(days=day)) for day in range(3) for index in range(3)]
+    recorded(tmp_path, days, per_day=4, total=6)
     assert sorted({chunk.parent.name for chunk in captured_chunks(tmp_path)}) == ["2026-12-02", "2026-12-03"]
 
 
@@ -114,11 +106,7 @@ def test_a_full_queue_drops_captures_rather_than_wait(tmp_path):
 
 def test_the_monitor_reads_only_the_chunks_no_check_has_read(tmp_path):
     traffic, checks = tmp_path / "traffic", tmp_path / "checks"
-    writer, _ = recorder(traffic, chunk=2)
-    writer.start()
-    for index in range(4):
-        writer.offer(capture(index))
-    writer.close()
+    recorded(traffic, [capture(index) for index in range(4)], chunk=2)
     first = unchecked_chunks(traffic, checks)
     assert len(first) == 2
     mark_checked(checks, "check-1", first[:1])
@@ -134,11 +122,7 @@ def test_the_monitor_reads_only_the_chunks_no_check_has_read(tmp_path):
 
 
 def test_a_damaged_chunk_is_not_readable(tmp_path):
-    writer, _ = recorder(tmp_path, chunk=2)
-    writer.start()
-    for index in range(2):
-        writer.offer(capture(index))
-    writer.close()
+    recorded(tmp_path, [capture(index) for index in range(2)], chunk=2)
     [chunk] = captured_chunks(tmp_path)
     assert readable(chunk)
     chunk.write_bytes(chunk.read_bytes()[:200])  # copied in half
