@@ -158,6 +158,11 @@ def bad_requests(good_png: bytes) -> dict[str, tuple[dict, int, str]]:
             413,
             "over the limit of 300,000 bytes",
         ),
+        "too many files": (
+            {"files": [("files", (f"copy{index}.png", good_png, "image/png")) for index in range(65)]},
+            413,
+            "more than serve.max_files (64) pictures in one request",
+        ),
         "wrong content type": (
             {"content": b"{}", "headers": {"content-type": "application/json"}},
             415,
