@@ -22,6 +22,7 @@ from flows.artifacts import DRIFT_CHECKS, MODEL, POOL, PREPARED_POOL_RECORD
 from flows.command_line import add_workspace_options, one_line_failures, run_flow_command
 from flows.drift_artifact import publish_drift
 from flows.dvc_stages import run_streaming
+from flows.live_accuracy import judge_live, publish_live, sample_traffic
 from flows.promotion import refused_batches
 from flows.training import run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
@@ -31,6 +32,7 @@ from pipeline.drift.history import drifted_in_a_row, poolable, read_history
 from pipeline.drift.page import add_decision
 from pipeline.drift.params import DriftParams
 from pipeline.drift.sources import UNKNOWN_SOURCE
+from pipeline.live.statistics import WORSE
 from pipeline.params import load_params, read_section
 from pipeline.serving.captures import mark_checked, readable, unchecked_chunks
 from pipeline.serving.params import ServeParams
@@ -137,7 +139,7 @@ def next_step(summary: dict, params: DriftParams, in_a_row: int, retrain: bool, 
 def retrain_on(root: Path, summary: dict, unseen: list[str]) -> None:
     """Confirmed drift with new accepted data: the training pipeline, through the promotion gate."""
     get_run_logger().info(
-        "drift confirmed; retraining on %d accepted batch(es) the model has not seen: %s",
+        "retraining on %d accepted batch(es) the model has not seen: %s",
         len(unseen),
         ", ".join(unseen),
     )
@@ -172,6 +174,63 @@ def new_traffic(captures: Path, checks: Path) -> list[Path]:
 
 def traffic_folder(root: Path, traffic: str | None) -> Path:
     return Path(traffic).resolve() if traffic else root / load_params(ServeParams, root / "params.yaml").capture_folder
+
+
+def check_for_drift(
+    root: Path,
+    params: DriftParams,
+    batch: str | None,
+    chunks: list[Path],
+    captures: Path | None,
+    retrain: bool,
+    scenario: str | None,
+    strength: float | None,
+    source: str | None,
+) -> tuple[dict, list[str]]:
+    """One check of `batch` or of the new traffic `chunks`, pooled when inconclusive, and what follows it: its summary
+    (with `confirmed`: drift confirmed) and the accepted batches the model has not seen, when confirmed."""
+    run_stage(REFERENCE_STAGE, str(root))
+    batches = [str(Path(batch).resolve())] if batch else [str(chunk) for chunk in chunks]
+    check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
+    source_option = ["--current-source", source or UNKNOWN_SOURCE]
+    options = [*source_option, *shift_options(scenario, strength)]
+    if chunks:
+        get_run_logger().info("checking %d chunk(s) of traffic from %s", len(chunks), captures)
+        mark_checked(root / DRIFT_CHECKS, check_id, chunks)  # counted once the check is written
+        options.append("--converted")  # the service converted its pictures: read as the model saw them
+    summary = check_batch(str(root), batches, check_id, options)
+    if summary["verdict"] == "inconclusive":
+        summary = pool_small_batches(root, params, summary, source_option)
+    in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
+    summary["drifted_in_a_row"] = in_a_row
+    summary["retraining_flow_run_id"] = summary["labelling_sheet"] = None
+    check = root / DRIFT_CHECKS / summary["check"]["id"]
+    summary["confirmed"] = confirmed = summary["dataset_drift"] and in_a_row >= params.retrain_after
+    unseen = unseen_accepted_batches(root) if confirmed else []
+    if confirmed and not (retrain and unseen):
+        summary["labelling_sheet"] = label_instead(root, check, captures)
+    summary["decision"] = next_step(summary, params, in_a_row, retrain, unseen)
+    get_run_logger().info("then: %s", summary["decision"])
+    add_decision(check, summary["decision"], summary["labelling_sheet"])
+    publish_drift(check, in_a_row, params.retrain_after)
+    return summary, unseen
+
+
+def live_next_step(live: dict, retrain: bool, unseen: list[str]) -> str:
+    """What the monitor does after the live verdict, in words."""
+    if live["verdict"] != WORSE:
+        return "nothing: the model is not shown to be worse live"
+    if retrain and unseen:
+        return (
+            f"worse live: retraining on {len(unseen)} accepted batch(es) the model has not seen "
+            f"({', '.join(unseen)}), through the promotion gate"
+        )
+    if not retrain:
+        return "worse live, but retraining is off"
+    return (
+        "worse live, and no accepted data the model has not seen: label the live sheets and offer them to the pool "
+        "(`fashion-live label <sheet> --accept`); the next run retrains on them through the promotion gate"
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -216,38 +275,26 @@ def drift_monitor(
     root = Path(workspace).resolve()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
         params = load_params(DriftParams, root / "params.yaml")
+        retrain = params.retrain_on_drift if retrain_on_drift is None else retrain_on_drift
         captures = None if batch else traffic_folder(root, traffic)
         chunks = [] if batch else new_traffic(captures, root / DRIFT_CHECKS)
-        if not batch and not chunks:
+        if batch or chunks:
+            summary, unseen = check_for_drift(
+                root, params, batch, chunks, captures, retrain, scenario, strength, source
+            )
+        else:
             get_run_logger().info("no traffic since the last check: no new chunk in %s", captures)
-            return {"verdict": "no traffic", "traffic": str(captures), "flow_run_id": str(flow_run.id)}
-        run_stage(REFERENCE_STAGE, str(root))
-        batches = [str(Path(batch).resolve())] if batch else [str(chunk) for chunk in chunks]
-        check_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
-        source_option = ["--current-source", source or UNKNOWN_SOURCE]
-        options = [*source_option, *shift_options(scenario, strength)]
+            summary, unseen = {"verdict": "no traffic", "traffic": str(captures), "confirmed": False}, []
         if chunks:
-            get_run_logger().info("checking %d chunk(s) of traffic from %s", len(chunks), captures)
-            mark_checked(root / DRIFT_CHECKS, check_id, chunks)  # counted once the check is written
-            options.append("--converted")  # the service converted its pictures: read as the model saw them
-        summary = check_batch(str(root), batches, check_id, options)
-        if summary["verdict"] == "inconclusive":
-            summary = pool_small_batches(root, params, summary, source_option)
-        in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)
-        summary["drifted_in_a_row"] = in_a_row
-        retrain = params.retrain_on_drift if retrain_on_drift is None else retrain_on_drift
-        summary["retraining_flow_run_id"] = summary["labelling_sheet"] = None
-        check = root / DRIFT_CHECKS / summary["check"]["id"]
-        confirmed = summary["dataset_drift"] and in_a_row >= params.retrain_after
-        unseen = unseen_accepted_batches(root) if confirmed else []
-        if confirmed and not (retrain and unseen):
-            summary["labelling_sheet"] = label_instead(root, check, captures)
-        summary["decision"] = next_step(summary, params, in_a_row, retrain, unseen)
-        get_run_logger().info("then: %s", summary["decision"])
-        add_decision(check, summary["decision"], summary["labelling_sheet"])
-        publish_drift(check, in_a_row, params.retrain_after)
-        run_stage(INDEX_STAGE, str(root))  # the index shows the latest check, what followed it, and the trend
-        if confirmed and retrain and unseen:
+            summary["live_sheet"] = sample_traffic(str(root), str(captures))
+        live = judge_live(str(root))
+        worse_live = live["verdict"] == WORSE
+        if worse_live and not summary["confirmed"]:  # a confirmed drift has looked for new data already
+            unseen = unseen_accepted_batches(root)
+        summary["live"] = {**live, "decision": live_next_step(live, retrain, unseen)}
+        publish_live(str(root), live, summary["live"]["decision"])
+        run_stage(INDEX_STAGE, str(root))  # the index shows the latest check, what followed it, and the verdicts
+        if (summary["confirmed"] or worse_live) and retrain and unseen:
             retrain_on(root, summary, unseen)
     summary["flow_run_id"] = str(flow_run.id)
     return summary

@@ -44,12 +44,14 @@ def write_labelling_sheet(
     class_names: tuple[str, ...],
     folder: Path,
     captured: dict[str, Captured] | None = None,
+    blind: bool = False,
 ) -> pd.DataFrame:
-    """The images as PNGs in `folder` and labels.csv listing them, least confident prediction first; with each
-    captured picture's thumbnail (`captured`, by image name) when the service kept one."""
+    """The images as PNGs in `folder` and labels.csv listing them, least confident prediction first (`blind`: in the
+    order given, without the model's answer); with each captured picture's thumbnail (`captured`, by image name) when
+    the service kept one."""
     captured = captured or {}
     confidence = probabilities.max(axis=1)
-    order = np.argsort(confidence, kind="stable")
+    order = np.arange(len(images)) if blind else np.argsort(confidence, kind="stable")
     rows = []
     for rank, index in enumerate(order):
         file_name = safe_file_name(rank, names[index])
@@ -74,6 +76,8 @@ def write_labelling_sheet(
             }
         )
     columns = ["file", "label", "predicted", "confidence", "source", "thumbnail", "uploaded_as"]
+    if blind:
+        columns = [column for column in columns if column not in ("predicted", "confidence")]
     sheet = pd.DataFrame(rows, columns=columns)
     sheet.to_csv(folder / SHEET, index=False)
     return sheet

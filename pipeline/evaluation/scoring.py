@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from pipeline.evaluation.calibration import calibration_error
 from pipeline.model.unfamiliarity import Unfamiliarity, flagged
 from pipeline.model.views import with_unfamiliarity_views
 from pipeline.params import param
@@ -49,10 +50,12 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: 
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predictions, labels=classes, zero_division=0
     )
+    correct = (predictions == labels).astype(float)
     return {
-        "accuracy": round(float((predictions == labels).mean()), 6),
+        "accuracy": round(float(correct.mean()), 6),
         "macro_f1": round(float(f1_score(labels, predictions, average="macro", labels=classes, zero_division=0)), 6),
         "loss": round(float(-np.log(true_probabilities).mean()), 6),
+        "calibration_error": round(calibration_error(probabilities.max(axis=1), correct), 6),
         "per_class": {
             name: {
                 "precision": round(float(p), 6),

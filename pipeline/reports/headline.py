@@ -8,14 +8,15 @@ it changes.
 
 from __future__ import annotations
 
-# The test-set figures of the evaluate stage (`unfamiliar`: the share of test images flagged as unfamiliar); its
-# per-class scores go to a file of their own.
-EVALUATION_FIGURES = ("accuracy", "macro_f1", "loss", "unfamiliar")
+# The test-set figures of the evaluate stage (`unfamiliar`: the share of test images flagged as unfamiliar;
+# `calibration_error`: the expected calibration error); its per-class scores go to a file of their own.
+EVALUATION_FIGURES = ("accuracy", "macro_f1", "loss", "calibration_error", "unfamiliar")
 
 
 def evaluation_headline(metrics: dict) -> dict:
-    """Test accuracy, macro F1, loss and share flagged unfamiliar, from the evaluation's full metrics; with accepted
-    new data, each new source's accuracy and test images too (`dvc metrics show` prints `sources.<name>.accuracy`)."""
+    """Test accuracy, macro F1, loss, calibration error and share flagged unfamiliar, from the evaluation's full
+    metrics; with accepted new data, each new source's accuracy and test images too (`dvc metrics show` prints
+    `sources.<name>.accuracy`)."""
     headline = {name: float(metrics[name]) for name in EVALUATION_FIGURES}
     sources = metrics.get("sources") or {}
     if sources:

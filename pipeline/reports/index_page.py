@@ -66,6 +66,14 @@ ENTRIES = (
         "lineage",
     ),
     ReportEntry(
+        "Live accuracy",
+        "live/index.html",
+        "how right the model in use is on the traffic fashion-serve captured, from labelled samples: accuracy by "
+        "class, calibration and confusions beside the test set's, by model version, with the trend",
+        "live/summary.json",
+        "lineage",
+    ),
+    ReportEntry(
         "Hyperparameter tuning",
         "tune/report.html",
         "the search's trials ranked, the objective against each hyperparameter, and the best configuration",
@@ -90,6 +98,10 @@ def headline(reports_dir: Path) -> dict[str, str]:
     if drift.is_file():
         summary = json.loads(drift.read_text())
         figures["Drift"] = f"{summary['verdict']} in {summary['batch']['images']} images: {summary['reason']}"
+    live = reports_dir / "live" / "summary.json"
+    if live.is_file():
+        summary = json.loads(live.read_text())
+        figures["Live accuracy"] = f"{summary['verdict']}: {summary['reason']}"
     tuning = reports_dir / "tune" / "trials.csv"
     if tuning.is_file():
         trials = pd.read_csv(tuning)

@@ -21,10 +21,10 @@ from pipeline.model.network import load_model
 from pipeline.model.prediction import class_probabilities
 from pipeline.model.unfamiliarity import Unfamiliarity, file_md5, scores
 from pipeline.model.unfamiliarity import load as load_scorer
+from pipeline.model.version import SHOWN_DIGITS, version_of
 from pipeline.model.views import with_unfamiliarity_views
 
 LOG = logging.getLogger("fashion-serve")
-SHOWN_DIGITS = 12  # of each md5 in a version: enough to tell versions apart, and to find them in dvc.lock
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,6 @@ class ModelPair:
         probabilities, *views = class_probabilities(self.model, images, len(images))
         unfamiliarity = scores(self.scorer, views)
         return Outputs(np.asarray(probabilities), unfamiliarity, unfamiliarity > self.scorer.threshold)
-
-
-def version_of(model_md5: str, scorer_md5: str) -> str:
-    return f"model-{model_md5[:SHOWN_DIGITS]}+scorer-{scorer_md5[:SHOWN_DIGITS]}"
 
 
 def load_pair(model_path: Path, scorer_path: Path) -> ModelPair:

@@ -4,6 +4,9 @@ sent to it over HTTP, and the drift-monitor flow checking the traffic since its 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -13,10 +16,13 @@ import yaml
 from PIL import Image
 
 from flows.monitoring import drift_monitor
+from pipeline.data.datasets import dataset_spec
 from pipeline.data.preprocessing import load_arrays
+from pipeline.model.version import version_of_files
 from pipeline.serving.captures import captured_chunks, chunk_count
 from tests.support.data import set_keys
 from tests.support.service import running_service, wait_until
+from tests.support.traffic import labelled_record
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +43,40 @@ def send(url: str, images, prefix: str) -> None:
         assert response.status_code == 200, response.text
 
 
+def label_live_sheet(workspace: Path, sheet: Path, labels) -> None:
+    """Fill in a live sheet with each picture's true class (its uploaded name, day1-<index>.png, says which), and
+    record it as a person would."""
+    table = pd.read_csv(sheet / "labels.csv", dtype=str, keep_default_na=False)
+    class_names = dataset_spec("fashion_mnist").class_names
+    table["label"] = [class_names[labels[int(name[5:8])]] for name in table["uploaded_as"]]
+    table.to_csv(sheet / "labels.csv", index=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.commands.live", "label", str(sheet)],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{len(table)} new label(s) recorded" in result.stdout and "live: inconclusive: " in result.stdout
+
+
+def test_labelled_traffic_well_below_the_test_accuracy_is_worse_live(copy_of_small_workspace):
+    """A record of labels whose random sample is 30 points below the model's test accuracy: the monitor calls the
+    model worse live even with no new traffic, and, with no new data to learn from, asks for labels."""
+    root = copy_of_small_workspace("worse-live")
+    answers = pd.read_csv(root / "reports" / "evaluate" / "predictions.csv")
+    in_use = version_of_files(root / "models" / "model.keras", root / "models" / "unfamiliarity.npz")
+    record = labelled_record(answers, in_use, datetime(2026, 12, 1, tzinfo=UTC), days=3, per_day=50, mislabelled=0.3)
+    record.to_csv(root / "data" / "live" / "labels.csv", index=False)
+    summary = drift_monitor(workspace=str(root), traffic=str(root / "no-traffic"))
+    assert summary["verdict"] == "no traffic"
+    assert summary["live"]["verdict"] == "worse live" and summary["live"]["labels"] == 150
+    assert "label the live sheets" in summary["live"]["decision"]
+    assert summary.get("retraining_flow_run_id") is None
+    index = (root / "reports" / "index.html").read_text()
+    assert "worse live: live accuracy" in index
+
+
 def captured(traffic: Path) -> int:
     return sum(chunk_count(chunk) for chunk in captured_chunks(traffic))
 
@@ -48,7 +88,7 @@ def test_the_monitor_checks_the_traffic_since_its_last_check(workspace, tmp_path
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     set_keys(params, {"serve.capture_flush_seconds": 0.5})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    images, _ = load_arrays(workspace / "data" / "prepared" / "test.npz")
+    images, labels = load_arrays(workspace / "data" / "prepared" / "test.npz")
     arguments = ["--params", tmp_path / "params.yaml", "--model", workspace / "models" / "model.keras"]
     with running_service(arguments, tmp_path / "service.log", cwd=workspace) as service:
         send(service.url, images[:30], "day1")
@@ -56,8 +96,16 @@ def test_the_monitor_checks_the_traffic_since_its_last_check(workspace, tmp_path
         first = drift_monitor(workspace=str(workspace))
         assert first["batch"]["images"] == 30 and str(traffic) in first["batch"]["source"]
         assert first["verdict"] in ("no drift", "drift")  # clean pictures: "drift" at rate alpha
-        # Nothing new since: said in one line, and a success.
-        assert drift_monitor(workspace=str(workspace))["verdict"] == "no traffic"
+        # The same traffic went to labelling: a live sheet, labelled here with each picture's true class.
+        live_sheet = Path(first["live_sheet"])
+        assert first["live"]["verdict"] == "inconclusive" and first["live"]["labels"] == 0
+        label_live_sheet(workspace, live_sheet, labels)
+        # Nothing new since: said in one line, and a success; the live verdict now counts the labels.
+        quiet = drift_monitor(workspace=str(workspace))
+        assert quiet["verdict"] == "no traffic"
+        random_sample = (pd.read_csv(live_sheet / "answers.csv")["group"] == "random").sum()
+        assert quiet["live"]["verdict"] == "inconclusive" and quiet["live"]["labels"] == random_sample
+        assert f"{quiet['live']['still_needed']} more needed" in quiet["live"]["reason"] or not random_sample
 
         # Drifted traffic on two days in a row confirms drift; with no labelled data to retrain on, the labelling
         # sheet offers the captured pictures, with the service's thumbnail and the uploaded name of each.

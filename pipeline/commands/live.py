@@ -1,0 +1,116 @@
+"""fashion-live: labelled samples of the served traffic, to measure how right the model in use is live.
+
+    fashion-live sample                       a labelling sheet of the traffic captured since the last sheet
+    fashion-live label data/labelling/live-…  its labels recorded (live.labels_file), then the live page and verdict
+
+`sample` sends to labelling a random sample of the captured pictures (the only group that measures accuracy) and
+hard cases (unfamiliar, least confident), as a blind sheet (pipeline/live/sheets.py). `label` checks a filled sheet
+whole (an unknown class, a missing picture or a picture labelled twice: one line, exit 1, nothing recorded), records
+each label against the model version that answered, and reruns the live and report_index stages through DVC.
+`--accept` also offers the labelled pictures to the accepted pool through fashion-accept's gate, as source `live`.
+Both take the workspace's slot, as fashion-accept does, so they never write while a flow run reads.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.accept.pool_append import dvc_root
+from pipeline.cli import run_command
+from pipeline.data.datasets import dataset_spec
+from pipeline.errors import PipelineError
+from pipeline.live.labels import read_labelled_sheet
+from pipeline.live.params import LiveParams
+from pipeline.live.record import record_labels
+from pipeline.live.sampling import unsampled_chunks
+from pipeline.live.sheets import write_live_sheet
+from pipeline.params import load_params, read_section
+from pipeline.serving.params import ServeParams
+from pipeline.workspace_slot import workspace_slot
+
+PAGE_STAGES = ("live", "report_index")
+DEFAULT_WAIT_MINUTES = 240.0
+
+
+def configure(parser) -> None:
+    parser.description = __doc__.splitlines()[0]
+    commands = parser.add_subparsers(dest="action", required=True)
+    sample = commands.add_parser("sample", help="a labelling sheet of the traffic captured since the last sheet")
+    sample.add_argument("--traffic", type=Path, help="the capture folder (default: serve.capture_folder)")
+    label = commands.add_parser("label", help="record a filled sheet's labels, then refresh the live page")
+    label.add_argument("sheet", type=Path, help="a filled live labelling sheet's folder")
+    label.add_argument("--accept", action="store_true", help="offer the labelled pictures to the pool (fashion-accept)")
+    label.add_argument("--no-page", dest="page", action="store_false", help="record only: no DVC run for the page")
+    for command in (sample, label):
+        command.add_argument("--wait-minutes", type=float, default=DEFAULT_WAIT_MINUTES, help="for a busy workspace")
+
+
+def class_names(params_file: Path) -> tuple[str, ...]:
+    return dataset_spec(read_section("ingest", params_file)["dataset"]).class_names
+
+
+def sample(arguments, params: LiveParams, say) -> None:
+    traffic = arguments.traffic or Path(load_params(ServeParams, arguments.params).capture_folder)
+    sheets = Path(params.sheets_folder)
+    chunks = unsampled_chunks(traffic, sheets)
+    if not chunks:
+        say(f"no traffic since the last sheet: no new chunk in {traffic}")
+        return
+    written = write_live_sheet(chunks, params, class_names(arguments.params), sheets)
+    if written.folder is None:
+        say(f"{len(chunks)} chunk(s) read; nothing to label (each day's bounds are reached)")
+        return
+    groups = ", ".join(f"{count} {group}" for group, count in written.groups.items())
+    say(f"{sum(written.groups.values())} pictures to label ({groups}) in {written.folder / 'labels.csv'}")
+
+
+def label(arguments, params: LiveParams, say) -> None:
+    labelled = read_labelled_sheet(arguments.sheet, class_names(arguments.params))
+    added = record_labels(Path(params.labels_file), labelled.rows)
+    say(
+        f"{added} new label(s) recorded in {params.labels_file} ({len(labelled.rows) - added} already there, "
+        f"{labelled.unlabelled} picture(s) still without a label)"
+    )
+    if arguments.page:
+        refresh_page(dvc_root(Path(params.labels_file)), say)
+
+
+def refresh_page(root: Path, say) -> None:
+    """The live and report_index stages through DVC, so the page is a DVC output like any report."""
+    command = [sys.executable, "-m", "dvc", "repro", "--single-item", *PAGE_STAGES]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    if result.returncode != 0:
+        reason = lines[-1] if lines else f"exit code {result.returncode}"
+        raise PipelineError(f"the labels are recorded, but the live page was not refreshed: {reason}")
+    verdict = next((line for line in reversed(result.stdout.splitlines()) if line.startswith("live: ")), None)
+    page = root / "reports" / "live" / "index.html"
+    say(f"{verdict.removeprefix('live: ') if verdict else 'the page is up to date'} ({page})")
+
+
+def accept_labelled(sheet: Path, say) -> None:
+    """The sheet's labelled pictures offered to the pool through fashion-accept's gate (they are 28x28 already)."""
+    options = ["--source", "live", "--no-crop", "--invert", "never"]
+    say(f"offering the labelled pictures to the accepted pool: fashion-accept {sheet} {' '.join(options)}")
+    if subprocess.run([sys.executable, "-m", "pipeline.commands.accept", str(sheet), *options]).returncode != 0:
+        raise PipelineError(f"{sheet}: the labels are recorded, but fashion-accept did not accept the batch (above)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    def say(line: str) -> None:
+        print(f"live: {line}", flush=True)
+
+    def work(arguments):
+        params = load_params(LiveParams, arguments.params)
+        with workspace_slot(dvc_root(Path(params.labels_file)), "fashion-live", arguments.wait_minutes, say):
+            (sample if arguments.action == "sample" else label)(arguments, params, say)
+        if arguments.action == "label" and arguments.accept:
+            accept_labelled(arguments.sheet, say)
+
+    run_command("live", configure, work, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""What of the captured traffic goes to labelling: a random sample, kept apart, and hard cases.
+
+Only the random sample estimates live accuracy without bias: each captured picture is drawn when a seeded hash of its
+name falls under live.sample_rate, and a day past live.sample_per_day keeps the drawn pictures of lowest hash, so the
+sample is a uniform draw of the day's pictures either way (within a day, pictures captured after the day's bound was
+filled by an earlier sheet are not drawn). The hard cases, shown apart because they are chosen for being hard, are
+every picture flagged unfamiliar (the most unfamiliar first, at most live.unfamiliar_per_day a day) and the
+live.least_confident_per_day least confident others. A picture is in one group only.
+
+Which chunks have been sampled is a ledger beside the sheets (sampled.jsonl), one line per sheet, counted once the
+sheet is written: a run killed in between samples those chunks again, with the same draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.live.record import LEAST_CONFIDENT, RANDOM, UNFAMILIAR
+from pipeline.serving.captures import captured_chunks, readable
+
+LEDGER = "sampled.jsonl"
+SHEET_FILE = "labels.csv"
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A day's captured pictures, as the service answered them, in chunk order."""
+
+    pictures: list[str]  # "<day>/<chunk>[<index>]"
+    images: np.ndarray
+    probabilities: np.ndarray
+    unfamiliarity: np.ndarray
+    unfamiliar: np.ndarray
+    versions: np.ndarray
+    times: np.ndarray
+    thumbnails: list[bytes]
+    uploaded_as: list[str]
+
+
+def picture_name(chunk: Path, index: int) -> str:
+    return f"{chunk.parent.name}/{chunk.name}[{index}]"
+
+
+def draw_key(seed: int, picture: str) -> float:
+    """A picture's place in the random draw, in [0, 1): the same for the same seed and picture on any machine."""
+    digest = hashlib.sha256(f"{seed}:{picture}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def read_answered(chunks: list[Path]) -> Answered:
+    from pipeline.serving.captures import read_for_labellers
+
+    parts = {name: [] for name in ("images", "probabilities", "unfamiliarity", "unfamiliar", "versions", "times")}
+    pictures, kept = [], []
+    for chunk in chunks:
+        with np.load(chunk, allow_pickle=False) as arrays:
+            for name, values in parts.items():
+                values.append(arrays[name])
+            pictures += [picture_name(chunk, index) for index in range(len(arrays["images"]))]
+        kept += read_for_labellers(chunk)
+    stacked = {name: np.concatenate(values) for name, values in parts.items()}
+    return Answered(pictures, **stacked, thumbnails=[k[0] for k in kept], uploaded_as=[k[1] for k in kept])
+
+
+def pick(day: Answered, params, already: Counter) -> dict[int, str]:
+    """One day's pictures to label, by index, with their group; `already`: the day's pictures per group sent before."""
+    keys = np.array([draw_key(params.seed, picture) for picture in day.pictures])
+    drawn = np.flatnonzero(keys < params.sample_rate)
+    room = max(0, params.sample_per_day - already[RANDOM])
+    chosen = {int(index): RANDOM for index in drawn[np.argsort(keys[drawn], kind="stable")][:room]}
+    others = np.array([index for index in range(len(keys)) if index not in chosen], dtype=int)
+    unfamiliar = others[day.unfamiliar[others]]
+    unfamiliar = unfamiliar[np.argsort(-day.unfamiliarity[unfamiliar], kind="stable")]
+    room = max(0, params.unfamiliar_per_day - already[UNFAMILIAR])
+    chosen.update({int(index): UNFAMILIAR for index in unfamiliar[:room]})
+    others = np.array([index for index in others if index not in chosen], dtype=int)
+    confidence = day.probabilities[others].max(axis=1) if len(others) else np.zeros(0)
+    room = max(0, params.least_confident_per_day - already[LEAST_CONFIDENT])
+    chosen.update({int(index): LEAST_CONFIDENT for index in others[np.argsort(confidence, kind="stable")][:room]})
+    return chosen
+
+
+def ledger_entries(sheets: Path) -> list[dict]:
+    """The ledger's lines whose sheet was written."""
+    path = sheets / LEDGER
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            # A draw that picked nothing has no sheet to wait for.
+            if entry["sheet"] is None or (sheets / entry["sheet"] / SHEET_FILE).is_file():
+                entries.append(entry)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a killed run
+    return entries
+
+
+def unsampled_chunks(traffic: Path, sheets: Path) -> list[Path]:
+    """Readable chunks no written sheet has sampled, oldest first."""
+    done = {chunk for entry in ledger_entries(sheets) for chunk in entry["chunks"]}
+    return [
+        chunk
+        for chunk in captured_chunks(traffic)
+        if f"{chunk.parent.name}/{chunk.name}" not in done and readable(chunk)
+    ]
+
+
+def sent_before(sheets: Path) -> dict[str, Counter]:
+    """Pictures sent to labelling per day and group, by the written sheets."""
+    counts: dict[str, Counter] = {}
+    for entry in ledger_entries(sheets):
+        for day, groups in entry["picked"].items():
+            counts.setdefault(day, Counter()).update(groups)
+    return counts
+
+
+def record_sampled(sheets: Path, sheet: str | None, chunks: list[Path], picked: dict[str, Counter]) -> None:
+    """The ledger line of a sheet, written before the sheet: it counts once the sheet is there."""
+    sheets.mkdir(parents=True, exist_ok=True)
+    line = {
+        "sheet": sheet,
+        "chunks": [f"{chunk.parent.name}/{chunk.name}" for chunk in chunks],
+        "picked": {day: dict(groups) for day, groups in picked.items()},
+    }
+    with open(sheets / LEDGER, "a") as file:
+        file.write(json.dumps(line) + "\n")

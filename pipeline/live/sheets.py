@@ -1,0 +1,89 @@
+"""A live labelling sheet: the picked pictures as a blind labelling sheet, and beside it what the service answered.
+
+    <live.sheets_folder>/live-<time>/labels.csv       file, label (to fill in), source, thumbnail, uploaded_as
+                                    /answers.csv      per file: picture, group, model_version, answered_at,
+                                                      predicted, confidence (what fashion-live label records)
+                                    /<rank>_<name>.png, thumbnails/
+
+labels.csv is the labelling sheet the drift monitor writes (pipeline/accept/labelling.py), blind and shuffled, so
+neither the model's answer nor the group leans on the labeller; fashion-accept reads the folder as a batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.accept.labelling import Captured, write_labelling_sheet
+from pipeline.files import atomic_path
+from pipeline.live.record import ANSWER_COLUMNS
+from pipeline.live.sampling import draw_key, pick, read_answered, record_sampled, sent_before
+
+ANSWERS_FILE = "answers.csv"
+
+
+@dataclass(frozen=True)
+class WrittenSheet:
+    folder: Path | None  # None when nothing was picked
+    groups: Counter  # pictures per group
+
+
+def by_day(chunks: list[Path]) -> dict[str, list[Path]]:
+    days: dict[str, list[Path]] = {}
+    for chunk in chunks:
+        days.setdefault(chunk.parent.name, []).append(chunk)
+    return days
+
+
+def write_live_sheet(chunks: list[Path], params, class_names: tuple[str, ...], sheets: Path) -> WrittenSheet:
+    """A sheet of the pictures picked from `chunks` (params: LiveParams), recorded in the sheets' ledger."""
+    already = sent_before(sheets)
+    picked: dict[str, Counter] = {}
+    parts: list[tuple[str, int, str, object]] = []  # (day, index, group, the day's pictures)
+    for day, day_chunks in by_day(chunks).items():
+        answered = read_answered(day_chunks)
+        chosen = pick(answered, params, already.get(day, Counter()))
+        picked[day] = Counter(chosen.values())
+        parts += [(answered.pictures[index], index, group, answered) for index, group in chosen.items()]
+    if not parts:
+        record_sampled(sheets, None, chunks, picked)
+        return WrittenSheet(None, Counter())
+    # Shuffled, so a labeller meets the groups mixed and the hardest pictures are not all together.
+    parts.sort(key=lambda part: draw_key(params.seed + 1, part[0]))
+    name = f"live-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    while (sheets / name).exists():  # two sheets in one second: never in place of the other
+        name += "-next"
+    record_sampled(sheets, name, chunks, picked)  # counted once the sheet below is there
+    with atomic_path(sheets / name) as folder:
+        folder.mkdir(parents=True)
+        write_parts(parts, class_names, folder)
+    return WrittenSheet(sheets / name, sum(picked.values(), Counter()))
+
+
+def write_parts(parts: list, class_names: tuple[str, ...], folder: Path) -> None:
+    names = [picture for picture, *_ in parts]
+    images = np.stack([answered.images[index] for _, index, _, answered in parts])
+    probabilities = np.stack([answered.probabilities[index] for _, index, _, answered in parts])
+    captured = {
+        picture: Captured(answered.thumbnails[index], answered.uploaded_as[index])
+        for picture, index, _, answered in parts
+    }
+    sheet = write_labelling_sheet(images, names, probabilities, class_names, folder, captured, blind=True)
+    answers = pd.DataFrame(
+        {
+            "file": sheet["file"],
+            "picture": names,
+            "group": [group for _, _, group, _ in parts],
+            "model_version": [str(answered.versions[index]) for _, index, _, answered in parts],
+            "answered_at": [str(answered.times[index]) for _, index, _, answered in parts],
+            "predicted": [class_names[int(row.argmax())] for row in probabilities],
+            "confidence": np.round(probabilities.max(axis=1).astype(float), 4),
+        },
+        columns=ANSWER_COLUMNS,
+    )
+    answers.to_csv(folder / ANSWERS_FILE, index=False)
