@@ -32,6 +32,7 @@ bench: setup
 	python bench/flow_overhead.py
 	python bench/drift_speed.py
 	python bench/drift_power.py
+	python bench/live_accuracy.py
 	python bench/predict_speed.py
 	python bench/serve_load.py
 	python bench/unfamiliarity_methods.py

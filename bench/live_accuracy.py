@@ -110,14 +110,19 @@ def labels_table(traffic: Traffic, test_accuracy: float, params: LiveParams, sim
 def false_alarms(traffic: Traffic, test_accuracy: float, params: LiveParams, simulations: int, rng) -> None:
     """Clean traffic, and a model exactly at the floor (test accuracy less live.margin), where the test's stated
     rate, live.alpha, is reached."""
-    print(f"\nCalled worse, {simulations} verdicts a size (95% upper bound): clean traffic | a model at the floor")
+    print(
+        f"\nCalled worse, {simulations} verdicts a size (95% upper bound): clean traffic | a model at the floor "
+        "(simulated; exact)"
+    )
     floor = test_accuracy - params.margin
     for size in FALSE_ALARM_SIZES:
         clean = int(called_worse(traffic.correct(rng, size, 0.0, simulations), size, test_accuracy, params).sum())
         at_floor = int(called_worse(rng.binomial(size, floor, simulations), size, test_accuracy, params).sum())
+        # The test's own rate there: the chance of at most the largest count it still calls worse.
+        exact = stats.binom.cdf(stats.binom.ppf(params.alpha, size, floor) - 1, size, floor)
         print(
             f"  {size:>5} labels: {clean / simulations:.4f} (<= {upper_bound(clean, simulations):.4f}) | "
-            f"{at_floor / simulations:.4f} (<= {upper_bound(at_floor, simulations):.4f})"
+            f"{at_floor / simulations:.4f} (<= {upper_bound(at_floor, simulations):.4f}); {exact:.4f}"
         )
 
 

@@ -13,6 +13,7 @@ Both take the workspace's slot, as fashion-accept does, so they never write whil
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,10 +81,15 @@ def label(arguments, params: LiveParams, say) -> None:
 def refresh_page(root: Path, say) -> None:
     """The live and report_index stages through DVC, so the page is a DVC output like any report."""
     command = [sys.executable, "-m", "dvc", "repro", "--single-item", *PAGE_STAGES]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
-    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    # The stages' `python` is this interpreter, whatever PATH says.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    environment = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
     if result.returncode != 0:
-        reason = lines[-1] if lines else f"exit code {result.returncode}"
+        lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        # The stage's own one-line reason when it gave one, else DVC's.
+        stage_errors = [line for line in lines if line.startswith(("live: error:", "report_index: error:"))]
+        reason = (stage_errors or lines or [f"exit code {result.returncode}"])[-1]
         raise PipelineError(f"the labels are recorded, but the live page was not refreshed: {reason}")
     verdict = next((line for line in reversed(result.stdout.splitlines()) if line.startswith("live: ")), None)
     page = root / "reports" / "live" / "index.html"

@@ -19,6 +19,7 @@ from flows.monitoring import drift_monitor
 from pipeline.data.datasets import dataset_spec
 from pipeline.data.preprocessing import load_arrays
 from pipeline.model.version import version_of_files
+from pipeline.params import read_section
 from pipeline.serving.captures import captured_chunks, chunk_count
 from tests.support.data import set_keys
 from tests.support.service import running_service, wait_until
@@ -47,7 +48,7 @@ def label_live_sheet(workspace: Path, sheet: Path, labels) -> None:
     """Fill in a live sheet with each picture's true class (its uploaded name, day1-<index>.png, says which), and
     record it as a person would."""
     table = pd.read_csv(sheet / "labels.csv", dtype=str, keep_default_na=False)
-    class_names = dataset_spec("fashion_mnist").class_names
+    class_names = dataset_spec(read_section("ingest", workspace / "params.yaml")["dataset"]).class_names
     table["label"] = [class_names[labels[int(name[5:8])]] for name in table["uploaded_as"]]
     table.to_csv(sheet / "labels.csv", index=False)
     result = subprocess.run(

@@ -162,7 +162,7 @@ def test_stage_writes_metrics_plots_and_a_self_contained_report(tmp_path, write_
     assert result.returncode == 0, result.stderr
     # The metrics file DVC shows holds the headline figures only; the per-class scores are a file of their own.
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["accuracy", "macro_f1", "loss", "unfamiliar", "sources"]
+    assert list(metrics) == ["accuracy", "macro_f1", "loss", "calibration_error", "unfamiliar", "sources"]
     studio = metrics.pop("sources")["studio"]
     model = load_model(train_out / "model.keras")
     expected = (model.predict(test_images[:30], verbose=0).argmax(axis=1) == test_labels[:30]).mean()

@@ -43,8 +43,8 @@ def test_validation_headline_counts_the_expectations_passed():
 
 
 def test_evaluation_headline_leaves_the_per_class_scores_out():
-    metrics = {"accuracy": 0.9375, "macro_f1": 0.9371, "loss": 0.18, "unfamiliar": 0.05, "per_class": PER_CLASS}
-    assert evaluation_headline(metrics) == {"accuracy": 0.9375, "macro_f1": 0.9371, "loss": 0.18, "unfamiliar": 0.05}
+    figures = {"accuracy": 0.9375, "macro_f1": 0.9371, "loss": 0.18, "calibration_error": 0.07, "unfamiliar": 0.05}
+    assert evaluation_headline({**figures, "per_class": PER_CLASS}) == figures
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,9 @@ def test_evaluation_headline_leaves_the_per_class_scores_out():
     [
         drift_headline(drift_summary("drift", 0.0001)),
         validation_headline({"passed": 23}),
-        evaluation_headline({"accuracy": 1, "macro_f1": 0.5, "loss": 0.1, "unfamiliar": 0.04}),
+        evaluation_headline(
+            {"accuracy": 1, "macro_f1": 0.5, "loss": 0.1, "calibration_error": 0.1, "unfamiliar": 0.04}
+        ),
     ],
 )
 def test_every_headline_figure_is_a_plain_number(figures):
