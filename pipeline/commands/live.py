@@ -13,6 +13,7 @@ Both take the workspace's slot, as fashion-accept does, so they never write whil
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -46,6 +47,8 @@ def configure(parser) -> None:
     label.add_argument("--no-page", dest="page", action="store_false", help="record only: no DVC run for the page")
     for command in (sample, label):
         command.add_argument("--wait-minutes", type=float, default=DEFAULT_WAIT_MINUTES, help="for a busy workspace")
+        # Also after the action's name; the main parser's default (params.yaml) stands when it is not given.
+        command.add_argument("--params", type=Path, default=argparse.SUPPRESS, help="the params file")
 
 
 def class_names(params_file: Path) -> tuple[str, ...]:

@@ -114,9 +114,9 @@ def wrong_answers(rows: pd.DataFrame, sheets: Path) -> str:
     cells = []
     for row in wrong.itertuples(index=False):
         folder = sheets / row.sheet
-        thumbnail = next(iter(sorted((folder / "thumbnails").glob(row.file))), None) if folder.is_dir() else None
-        picture = thumbnail or folder / row.file
-        if not picture.is_file():
+        picture = folder / "thumbnails" / row.file
+        picture = picture if picture.is_file() else folder / row.file
+        if not picture.is_file():  # a sheet removed since: its labels stay, its pictures are gone
             continue
         encoded = base64.b64encode(picture.read_bytes()).decode()
         cells.append(

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.live.record import LEAST_CONFIDENT, RANDOM, UNFAMILIAR
-from pipeline.serving.captures import captured_chunks, readable
+from pipeline.serving.captures import captured_chunks, read_for_labellers, readable
 
 LEDGER = "sampled.jsonl"
 SHEET_FILE = "labels.csv"
@@ -54,8 +54,6 @@ def draw_key(seed: int, picture: str) -> float:
 
 
 def read_answered(chunks: list[Path]) -> Answered:
-    from pipeline.serving.captures import read_for_labellers
-
     parts = {name: [] for name in ("images", "probabilities", "unfamiliarity", "unfamiliar", "versions", "times")}
     pictures, kept = [], []
     for chunk in chunks:
@@ -70,19 +68,22 @@ def read_answered(chunks: list[Path]) -> Answered:
 
 def pick(day: Answered, params, already: Counter) -> dict[int, str]:
     """One day's pictures to label, by index, with their group; `already`: the day's pictures per group sent before."""
+    chosen: dict[int, str] = {}
+    free = np.ones(len(day.pictures), bool)
+
+    def take(candidates: np.ndarray, group: str, bound: int) -> None:
+        """The first free `candidates`, in their order, up to what is left of the day's bound for `group`."""
+        room = max(0, bound - already[group])
+        for index in candidates[free[candidates]][:room]:
+            chosen[int(index)], free[index] = group, False
+
     keys = np.array([draw_key(params.seed, picture) for picture in day.pictures])
     drawn = np.flatnonzero(keys < params.sample_rate)
-    room = max(0, params.sample_per_day - already[RANDOM])
-    chosen = {int(index): RANDOM for index in drawn[np.argsort(keys[drawn], kind="stable")][:room]}
-    others = np.array([index for index in range(len(keys)) if index not in chosen], dtype=int)
-    unfamiliar = others[day.unfamiliar[others]]
-    unfamiliar = unfamiliar[np.argsort(-day.unfamiliarity[unfamiliar], kind="stable")]
-    room = max(0, params.unfamiliar_per_day - already[UNFAMILIAR])
-    chosen.update({int(index): UNFAMILIAR for index in unfamiliar[:room]})
-    others = np.array([index for index in others if index not in chosen], dtype=int)
-    confidence = day.probabilities[others].max(axis=1) if len(others) else np.zeros(0)
-    room = max(0, params.least_confident_per_day - already[LEAST_CONFIDENT])
-    chosen.update({int(index): LEAST_CONFIDENT for index in others[np.argsort(confidence, kind="stable")][:room]})
+    take(drawn[np.argsort(keys[drawn], kind="stable")], RANDOM, params.sample_per_day)
+    flagged = np.flatnonzero(day.unfamiliar)
+    take(flagged[np.argsort(-day.unfamiliarity[flagged], kind="stable")], UNFAMILIAR, params.unfamiliar_per_day)
+    confidence = day.probabilities.max(axis=1)
+    take(np.argsort(confidence, kind="stable"), LEAST_CONFIDENT, params.least_confident_per_day)
     return chosen
 
 

@@ -7,6 +7,7 @@ import yaml
 
 from flows.command_line import one_line
 from flows.dvc_stages import StageFailed, StageRun, dvc_command, failure_message
+from flows.monitoring import live_next_step
 from flows.overrides import parse_assignment
 from flows.summary import changes, metrics_table, summary_markdown
 from pipeline.errors import PipelineError
@@ -181,3 +182,17 @@ def test_summary_links_the_reports_that_exist(tmp_path, metrics):
     assert "Data Docs" not in text  # not produced here, so not linked
     assert "| train | ran | 3.0 |" in text and "| evaluate | up to date | 0.5 |" in text
     assert "`python -m flows.apply_experiment brave-owl`" in text
+
+
+@pytest.mark.parametrize(
+    "verdict, retrain, unseen, expected",
+    [
+        ("as tested", True, ["week-49"], "nothing: the model is not shown to be worse live"),
+        ("inconclusive", True, [], "nothing: the model is not shown to be worse live"),
+        ("worse live", True, ["week-49"], "worse live: retraining on 1 accepted batch(es) the model has not seen"),
+        ("worse live", False, ["week-49"], "worse live, but retraining is off"),
+        ("worse live", True, [], "label the live sheets and offer them to the pool"),
+    ],
+)
+def test_the_monitor_retrains_on_worse_live_only_with_new_data_and_retraining_on(verdict, retrain, unseen, expected):
+    assert expected in live_next_step({"verdict": verdict}, retrain, unseen)

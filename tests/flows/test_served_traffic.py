@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -17,13 +18,14 @@ from PIL import Image
 
 from flows.monitoring import drift_monitor
 from pipeline.data.datasets import dataset_spec
+from pipeline.data.pool import read_pool
 from pipeline.data.preprocessing import load_arrays
 from pipeline.model.version import version_of_files
 from pipeline.params import read_section
 from pipeline.serving.captures import captured_chunks, chunk_count
 from tests.support.data import set_keys
 from tests.support.service import running_service, wait_until
-from tests.support.traffic import labelled_record
+from tests.support.traffic import labelled_record, write_traffic
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +126,25 @@ def test_the_monitor_checks_the_traffic_since_its_last_check(workspace, tmp_path
     for thumbnail in sheet["thumbnail"]:
         with Image.open(sheet_path.parent / thumbnail) as picture:
             assert picture.size == (28, 28)  # the uploads were 28x28: their thumbnails are not enlarged
+
+
+def test_labelled_live_pictures_join_the_pool_through_the_gate(copy_of_small_workspace):
+    """`fashion-live label --accept`: the labels recorded, and the labelled pictures accepted as source `live`."""
+    root = copy_of_small_workspace("live-accept")
+    images, labels = load_arrays(root / "data" / "prepared" / "train.npz")
+    images, labels = images[:400], labels[:400]  # not test images: the gate refuses those
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(10), len(images)).astype(np.float32)
+    write_traffic(root / "data" / "traffic", images, probabilities, datetime(2026, 12, 3, 9, tzinfo=UTC))
+    command = [sys.executable, "-m", "pipeline.commands.live"]
+    sampled = subprocess.run([*command, "sample"], cwd=root, capture_output=True, text=True)
+    assert sampled.returncode == 0, sampled.stderr
+    [sheet] = (root / "data" / "labelling").glob("live-*")
+    table = pd.read_csv(sheet / "labels.csv", dtype=str, keep_default_na=False)
+    class_names = dataset_spec(read_section("ingest", root / "params.yaml")["dataset"]).class_names
+    table["label"] = [class_names[labels[int(name[7:12])]] for name in table["uploaded_as"]]
+    table.to_csv(sheet / "labels.csv", index=False)
+    result = subprocess.run([*command, "label", str(sheet), "--accept"], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [batch] = read_pool(root / "data" / "pool")
+    assert batch.name == sheet.name and batch.source == "live" and len(batch.labels) == len(table)
+    assert len(pd.read_csv(root / "data" / "live" / "labels.csv")) == len(table)
