@@ -18,6 +18,8 @@ DRIFT_HISTORY = DRIFT_CHECKS / "history.jsonl"
 EVALUATION_METRICS = Path("reports/evaluate/metrics.json")
 PER_CLASS_METRICS = Path("reports/evaluate/per_class.json")
 BEST_PARAMS = Path("reports/tune/best_params.yaml")  # the tune stage's best trial, as train-section values
+LIVE_SUMMARY = Path("reports/live/summary.json")  # the live stage's verdict on the model in use
+LIVE_PAGE = Path("reports/live/index.html")
 
 # The reports a person opens after a run, by title, in the order a run's summary links them (those that exist).
 REPORT_PAGES = {
@@ -41,5 +43,7 @@ PIPELINE_PATHS = (
     EVALUATION_METRICS,
     PER_CLASS_METRICS,
     BEST_PARAMS,
+    LIVE_SUMMARY,
+    LIVE_PAGE,
     *REPORT_PAGES.values(),
 )

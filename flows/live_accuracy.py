@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.artifacts import LIVE_PAGE, LIVE_SUMMARY
+from flows.dvc_stages import StageFailed
 from flows.training import run_stage
 from pipeline.data.datasets import dataset_spec
 from pipeline.live.params import LiveParams
@@ -19,16 +22,18 @@ from pipeline.live.statistics import WORSE
 from pipeline.params import load_params, read_section
 
 LIVE_STAGE = "live"
-LIVE_SUMMARY = Path("reports") / "live" / "summary.json"
 
 
 @task(cache_policy=NO_CACHE)
 def sample_traffic(workspace: str, captures: str) -> str | None:
-    """A live labelling sheet of the traffic no sheet has sampled yet (pipeline/live/sampling.py); its folder."""
+    """A live labelling sheet of the closed days' traffic no sheet has sampled yet (pipeline/live/sampling.py); its
+    folder."""
     root = Path(workspace)
     params = load_params(LiveParams, root / "params.yaml")
     sheets = root / params.sheets_folder
-    chunks = unsampled_chunks(Path(captures), sheets)
+    chunks, unreadable = unsampled_chunks(Path(captures), sheets, before_day=f"{datetime.now(UTC):%Y-%m-%d}")
+    for chunk in unreadable:
+        get_run_logger().warning("live accuracy: left out %s: not a readable chunk of traffic", chunk)
     if not chunks:
         return None
     class_names = dataset_spec(read_section("ingest", root / "params.yaml")["dataset"]).class_names
@@ -47,9 +52,14 @@ def sample_traffic(workspace: str, captures: str) -> str | None:
     return str(written.folder)
 
 
-def judge_live(workspace: str) -> dict:
-    """The live stage (it reruns only when the labels or the model changed) and its verdict."""
-    run_stage(LIVE_STAGE, workspace)
+def judge_live(workspace: str) -> dict | None:
+    """The live stage (it reruns only when the labels or the model changed) and its verdict; None when the stage
+    failed, said in one line: the drift check's own steps go on."""
+    try:
+        run_stage(LIVE_STAGE, workspace)
+    except StageFailed as error:
+        get_run_logger().warning("live accuracy: no verdict: %s", error)
+        return None
     summary = json.loads((Path(workspace) / LIVE_SUMMARY).read_text())
     log = get_run_logger().warning if summary["verdict"] == WORSE else get_run_logger().info
     log("live accuracy: %s: %s", summary["verdict"], summary["reason"])
@@ -65,17 +75,34 @@ def live_markdown(summary: dict, page: Path, decision: str) -> str:
             f"**Then**: {decision}.",
             "",
             f"Model in use `{summary['version_in_use']}`; test accuracy {summary['test_accuracy']:.2%}, floor "
-            f"{summary['floor']:.2%}; labels of the last {summary['window_days']} days: {summary['labels']} "
-            f"({summary['still_needed']} more needed for a verdict of 'as tested').",
+            f"{summary['floor']:.2%}; random-sample labels of the last {summary['window_days']} days: "
+            f"{summary['labels']}, {summary['needed']} needed to tell a drop of live.detect_drop.",
             "",
             f"[Live accuracy page]({page.as_uri()})",
         ]
     )
 
 
+def live_next_step(live: dict, retrain: bool, unseen: list[str]) -> str:
+    """What the monitor does after the live verdict, in words."""
+    if live["verdict"] != WORSE:
+        return "nothing: the model is not shown to be worse live"
+    if retrain and unseen:
+        return (
+            f"worse live: retraining on {len(unseen)} accepted batch(es) the model has not seen "
+            f"({', '.join(unseen)}), through the promotion gate"
+        )
+    if not retrain:
+        return "worse live, but retraining is off"
+    return (
+        "worse live, and no accepted data the model has not seen: label the live sheets and offer them to the pool "
+        "(`fashion-live label <sheet> --accept`); the next run retrains on them through the promotion gate"
+    )
+
+
 @task(cache_policy=NO_CACHE)
 def publish_live(workspace: str, summary: dict, decision: str) -> None:
-    page = Path(workspace) / LIVE_SUMMARY.parent / "index.html"
+    page = Path(workspace) / LIVE_PAGE
     create_markdown_artifact(
         key="live-accuracy",
         markdown=live_markdown(summary, page, decision),

@@ -1,4 +1,5 @@
-"""The drift monitor as a Prefect flow: check a batch against the reference, publish the verdict, retrain on drift.
+"""The drift monitor as a Prefect flow: check a batch against the reference, publish the verdict, judge the model on
+its labelled live traffic, retrain on drift or worse live.
 
 By default it checks the traffic the prediction service kept since the monitor's last check (serve.capture_folder,
 pipeline/serving/captures.py). Run once with `python -m flows.monitoring`, or `--batch <folder, .npz, .npy or IDX
@@ -22,7 +23,7 @@ from flows.artifacts import DRIFT_CHECKS, MODEL, POOL, PREPARED_POOL_RECORD
 from flows.command_line import add_workspace_options, one_line_failures, run_flow_command
 from flows.drift_artifact import publish_drift
 from flows.dvc_stages import run_streaming
-from flows.live_accuracy import judge_live, publish_live, sample_traffic
+from flows.live_accuracy import judge_live, live_next_step, publish_live, sample_traffic
 from flows.promotion import refused_batches
 from flows.training import run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
@@ -216,23 +217,6 @@ def check_for_drift(
     return summary, unseen
 
 
-def live_next_step(live: dict, retrain: bool, unseen: list[str]) -> str:
-    """What the monitor does after the live verdict, in words."""
-    if live["verdict"] != WORSE:
-        return "nothing: the model is not shown to be worse live"
-    if retrain and unseen:
-        return (
-            f"worse live: retraining on {len(unseen)} accepted batch(es) the model has not seen "
-            f"({', '.join(unseen)}), through the promotion gate"
-        )
-    if not retrain:
-        return "worse live, but retraining is off"
-    return (
-        "worse live, and no accepted data the model has not seen: label the live sheets and offer them to the pool "
-        "(`fashion-live label <sheet> --accept`); the next run retrains on them through the promotion gate"
-    )
-
-
 @task(cache_policy=NO_CACHE)
 def write_labelling_sheet(workspace: str, check: str, traffic: str | None) -> Path:
     """The drifted check's images as a folder to label, least confident first (pipeline/accept/labelling.py), with
@@ -257,8 +241,8 @@ def drift_monitor(
     workspace: str = str(WORKSPACE),
     wait_minutes: float = DEFAULT_WAIT_MINUTES,
 ) -> dict:
-    """Check `batch` for drift, by default the prediction service's traffic since the last check; on confirmed
-    drift, retrain.
+    """Check `batch` for drift, by default the prediction service's traffic since the last check, and judge the
+    model in use on its labelled live traffic; on confirmed drift, or worse live, retrain.
 
     Without `batch`, the chunks of traffic under `traffic` (default: params.yaml's serve.capture_folder) that no
     check has read yet are checked together; with none, the run says so in one line and succeeds.
@@ -271,6 +255,10 @@ def drift_monitor(
     checks in a row (independent batches) and when `retrain_on_drift` (default: params.yaml's) allows it.
     `source` names where the batch comes from when it is known ('original' or an accepted source): it is then judged
     against that source's reference alone; by default (traffic) against the mix of known sources it looks like.
+
+    Then, for live accuracy (flows/live_accuracy.py): a labelling sheet of the new traffic, and the live stage's
+    verdict, also with no new traffic (labels come back on their own schedule). "Worse live" is followed as a
+    confirmed drift is: retraining on accepted data the model has not seen, else a request for labels.
     """
     root = Path(workspace).resolve()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
@@ -285,14 +273,15 @@ def drift_monitor(
         else:
             get_run_logger().info("no traffic since the last check: no new chunk in %s", captures)
             summary, unseen = {"verdict": "no traffic", "traffic": str(captures), "confirmed": False}, []
-        if chunks:
+        if captures is not None:
             summary["live_sheet"] = sample_traffic(str(root), str(captures))
         live = judge_live(str(root))
-        worse_live = live["verdict"] == WORSE
+        worse_live = live is not None and live["verdict"] == WORSE
         if worse_live and not summary["confirmed"]:  # a confirmed drift has looked for new data already
             unseen = unseen_accepted_batches(root)
-        summary["live"] = {**live, "decision": live_next_step(live, retrain, unseen)}
-        publish_live(str(root), live, summary["live"]["decision"])
+        summary["live"] = live and {**live, "decision": live_next_step(live, retrain, unseen)}
+        if live is not None:
+            publish_live(str(root), live, summary["live"]["decision"])
         run_stage(INDEX_STAGE, str(root))  # the index shows the latest check, what followed it, and the verdicts
         if (summary["confirmed"] or worse_live) and retrain and unseen:
             retrain_on(root, summary, unseen)

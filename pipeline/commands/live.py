@@ -1,13 +1,14 @@
 """fashion-live: labelled samples of the served traffic, to measure how right the model in use is live.
 
-    fashion-live sample                       a labelling sheet of the traffic captured since the last sheet
+    fashion-live sample                       a labelling sheet of the closed days' traffic not sampled yet
     fashion-live label data/labelling/live-…  its labels recorded (live.labels_file), then the live page and verdict
 
 `sample` sends to labelling a random sample of the captured pictures (the only group that measures accuracy) and
 hard cases (unfamiliar, least confident), as a blind sheet (pipeline/live/sheets.py). `label` checks a filled sheet
 whole (an unknown class, a missing picture or a picture labelled twice: one line, exit 1, nothing recorded), records
 each label against the model version that answered, and reruns the live and report_index stages through DVC.
-`--accept` also offers the labelled pictures to the accepted pool through fashion-accept's gate, as source `live`.
+`--accept` also offers the labels it recorded to the accepted pool through fashion-accept's gate, as source `live`.
+The page's stages run in the DVC repository of live.labels_file, on its params.yaml.
 Both take the workspace's slot, as fashion-accept does, so they never write while a flow run reads.
 """
 
@@ -15,24 +16,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+import pandas as pd
 
 from pipeline.accept.pool_append import dvc_root
 from pipeline.cli import run_command
 from pipeline.data.datasets import dataset_spec
 from pipeline.errors import PipelineError
+from pipeline.files import atomic_path
 from pipeline.live.labels import read_labelled_sheet
 from pipeline.live.params import LiveParams
 from pipeline.live.record import record_labels
-from pipeline.live.sampling import unsampled_chunks
+from pipeline.live.sampling import SHEET_FILE, unsampled_chunks
 from pipeline.live.sheets import write_live_sheet
 from pipeline.params import load_params, read_section
 from pipeline.serving.params import ServeParams
 from pipeline.workspace_slot import workspace_slot
 
 PAGE_STAGES = ("live", "report_index")
+INCOMING = Path("data/incoming")  # where fashion-accept's batches wait, as for any labelled batch
 DEFAULT_WAIT_MINUTES = 240.0
 
 
@@ -41,6 +48,9 @@ def configure(parser) -> None:
     commands = parser.add_subparsers(dest="action", required=True)
     sample = commands.add_parser("sample", help="a labelling sheet of the traffic captured since the last sheet")
     sample.add_argument("--traffic", type=Path, help="the capture folder (default: serve.capture_folder)")
+    sample.add_argument(
+        "--include-today", action="store_true", help="sample today's traffic too (a day is sampled whole once closed)"
+    )
     label = commands.add_parser("label", help="record a filled sheet's labels, then refresh the live page")
     label.add_argument("sheet", type=Path, help="a filled live labelling sheet's folder")
     label.add_argument("--accept", action="store_true", help="offer the labelled pictures to the pool (fashion-accept)")
@@ -58,9 +68,13 @@ def class_names(params_file: Path) -> tuple[str, ...]:
 def sample(arguments, params: LiveParams, say) -> None:
     traffic = arguments.traffic or Path(load_params(ServeParams, arguments.params).capture_folder)
     sheets = Path(params.sheets_folder)
-    chunks = unsampled_chunks(traffic, sheets)
+    today = None if arguments.include_today else f"{datetime.now(UTC):%Y-%m-%d}"
+    chunks, unreadable = unsampled_chunks(traffic, sheets, before_day=today)
+    for chunk in unreadable:
+        say(f"left out {chunk}: not a readable chunk of traffic (damaged, or copied in half)")
     if not chunks:
-        say(f"no traffic since the last sheet: no new chunk in {traffic}")
+        closed = "" if arguments.include_today else " of a closed day (--include-today for today's)"
+        say(f"no traffic to sample: no new chunk{closed} in {traffic}")
         return
     written = write_live_sheet(chunks, params, class_names(arguments.params), sheets)
     if written.folder is None:
@@ -70,15 +84,16 @@ def sample(arguments, params: LiveParams, say) -> None:
     say(f"{sum(written.groups.values())} pictures to label ({groups}) in {written.folder / 'labels.csv'}")
 
 
-def label(arguments, params: LiveParams, say) -> None:
+def label(arguments, params: LiveParams, say) -> pd.DataFrame:
     labelled = read_labelled_sheet(arguments.sheet, class_names(arguments.params))
     added = record_labels(Path(params.labels_file), labelled.rows)
     say(
-        f"{added} new label(s) recorded in {params.labels_file} ({len(labelled.rows) - added} already there, "
-        f"{labelled.unlabelled} picture(s) still without a label)"
+        f"{len(added)} new label(s) recorded in {params.labels_file} ({len(labelled.rows) - len(added)} already "
+        f"there, {labelled.unlabelled} picture(s) still without a label)"
     )
     if arguments.page:
         refresh_page(dvc_root(Path(params.labels_file)), say)
+    return added
 
 
 def refresh_page(root: Path, say) -> None:
@@ -99,12 +114,22 @@ def refresh_page(root: Path, say) -> None:
     say(f"{verdict.removeprefix('live: ') if verdict else 'the page is up to date'} ({page})")
 
 
-def accept_labelled(sheet: Path, say) -> None:
-    """The sheet's labelled pictures offered to the pool through fashion-accept's gate (they are 28x28 already)."""
-    options = ["--source", "live", "--no-crop", "--invert", "never"]
-    say(f"offering the labelled pictures to the accepted pool: fashion-accept {sheet} {' '.join(options)}")
-    if subprocess.run([sys.executable, "-m", "pipeline.commands.accept", str(sheet), *options]).returncode != 0:
-        raise PipelineError(f"{sheet}: the labels are recorded, but fashion-accept did not accept the batch (above)")
+def accept_labelled(sheet: Path, added: pd.DataFrame, params_file: Path, say) -> None:
+    """The labels this run recorded, as a batch of their own (data/incoming/<sheet>-<time>/, the pictures are 28x28
+    already), offered to the pool through fashion-accept's gate: a sheet labelled in parts joins in parts."""
+    if added.empty:
+        say("no new labels to offer to the accepted pool")
+        return
+    batch = INCOMING / f"{sheet.resolve().name}-{datetime.now(UTC):%H%M%S}"
+    with atomic_path(batch) as folder:
+        folder.mkdir(parents=True)
+        for file in added["file"]:
+            shutil.copy2(sheet / file, folder / file)
+        added[["file", "label"]].to_csv(folder / SHEET_FILE, index=False)
+    options = ["--source", "live", "--no-crop", "--invert", "never", "--params", str(params_file)]
+    say(f"offering {len(added)} labelled picture(s) to the accepted pool: fashion-accept {batch} {' '.join(options)}")
+    if subprocess.run([sys.executable, "-m", "pipeline.commands.accept", str(batch), *options]).returncode != 0:
+        raise PipelineError(f"{batch}: the labels are recorded, but fashion-accept did not accept the batch (above)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,9 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     def work(arguments):
         params = load_params(LiveParams, arguments.params)
         with workspace_slot(dvc_root(Path(params.labels_file)), "fashion-live", arguments.wait_minutes, say):
-            (sample if arguments.action == "sample" else label)(arguments, params, say)
-        if arguments.action == "label" and arguments.accept:
-            accept_labelled(arguments.sheet, say)
+            if arguments.action == "sample":
+                sample(arguments, params, say)
+                return
+            added = label(arguments, params, say)
+        if arguments.accept:  # after the slot: fashion-accept takes it itself
+            accept_labelled(arguments.sheet, added, arguments.params, say)
 
     run_command("live", configure, work, argv)
 

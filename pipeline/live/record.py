@@ -8,6 +8,7 @@ overwritten; the record is replaced in one rename.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,24 @@ ANSWER_COLUMNS = ("file", "picture", "group", "model_version", "answered_at", "p
 LABEL_COLUMNS = (*ANSWER_COLUMNS[1:], "label", "labelled_at", "sheet", "file")
 
 
+def check_record(path: Path, record: pd.DataFrame, class_names: tuple[str, ...]) -> None:
+    """Every row's classes, group, confidence and time readable, or a PipelineError naming the first row that is not
+    (a record edited by hand, or merged by git with a conflict left in)."""
+    for line, row in enumerate(record.itertuples(index=False), start=2):
+        problem = None
+        if row.group not in GROUPS:
+            problem = f"group {row.group!r} is not one of {', '.join(GROUPS)}"
+        elif row.label not in class_names or row.predicted not in class_names:
+            problem = f"label {row.label!r} or answer {row.predicted!r} is not a class name"
+        else:
+            try:
+                float(row.confidence), datetime.fromisoformat(row.answered_at)
+            except ValueError:
+                problem = f"confidence {row.confidence!r} or time {row.answered_at!r} does not read"
+        if problem:
+            raise PipelineError(f"{path}: line {line} ({row.picture}): {problem}")
+
+
 def read_labels(path: Path) -> pd.DataFrame:
     """The record of labels (empty when there is none yet)."""
     if not Path(path).is_file():
@@ -34,9 +53,9 @@ def read_labels(path: Path) -> pd.DataFrame:
     return table[list(LABEL_COLUMNS)]
 
 
-def record_labels(path: Path, labelled: pd.DataFrame) -> int:
-    """Labelled rows (LABEL_COLUMNS) added to the record at `path`; how many were new. A picture the record labels
-    otherwise is a PipelineError, and the record is left as it was."""
+def record_labels(path: Path, labelled: pd.DataFrame) -> pd.DataFrame:
+    """Labelled rows (LABEL_COLUMNS) added to the record at `path`; returns those that were new. A picture the record
+    labels otherwise is a PipelineError, and the record is left as it was."""
     record = read_labels(path)
     known = dict(zip(record["picture"], zip(record["label"], record["sheet"], strict=True), strict=True))
     new = []
@@ -50,9 +69,10 @@ def record_labels(path: Path, labelled: pd.DataFrame) -> int:
                 f"{path}: {row.picture} ({row.file} of {row.sheet}) is already labelled {label!r} from {from_sheet}, "
                 f"now {row.label!r}; nothing recorded"
             )
+    added = pd.DataFrame(new, columns=LABEL_COLUMNS)
     if new:
-        updated = pd.concat([record, pd.DataFrame(new, columns=LABEL_COLUMNS)], ignore_index=True)
+        updated = pd.concat([record, added], ignore_index=True)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as staging:
             updated.to_csv(staging, index=False)
-    return len(new)
+    return added

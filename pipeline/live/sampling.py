@@ -2,13 +2,17 @@
 
 Only the random sample estimates live accuracy without bias: each captured picture is drawn when a seeded hash of its
 name falls under live.sample_rate, and a day past live.sample_per_day keeps the drawn pictures of lowest hash, so the
-sample is a uniform draw of the day's pictures either way (within a day, pictures captured after the day's bound was
-filled by an earlier sheet are not drawn). The hard cases, shown apart because they are chosen for being hard, are
+sample is a uniform draw of the day's pictures either way. That needs the whole day: a day is sampled once it has
+closed (UTC, as the capture folders are named), unless asked for sooner, when pictures captured after the day's
+bound was filled are not drawn. Where the bound binds, each day counts alike in the window's accuracy, whatever its
+traffic. The hard cases, shown apart because they are chosen for being hard, are
 every picture flagged unfamiliar (the most unfamiliar first, at most live.unfamiliar_per_day a day) and the
 live.least_confident_per_day least confident others. A picture is in one group only.
 
-Which chunks have been sampled is a ledger beside the sheets (sampled.jsonl), one line per sheet, counted once the
-sheet is written: a run killed in between samples those chunks again, with the same draw.
+Which chunks have been sampled is a ledger beside the sheets (sampled.jsonl): a line per sheet before it is written,
+and a second once it is. A sheet counts when its second line is there, or its folder is (a run killed between the
+rename and the second line): a run killed before samples those chunks again, with the same draw, and a sheet
+removed or moved once written is never drawn again.
 """
 
 from __future__ import annotations
@@ -87,31 +91,41 @@ def pick(day: Answered, params, already: Counter) -> dict[int, str]:
     return chosen
 
 
-def ledger_entries(sheets: Path) -> list[dict]:
-    """The ledger's lines whose sheet was written."""
+def ledger_lines(sheets: Path) -> list[dict]:
     path = sheets / LEDGER
-    if not path.is_file():
-        return []
-    entries = []
-    for line in path.read_text().splitlines():
+    lines = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
         try:
-            entry = json.loads(line)
-            # A draw that picked nothing has no sheet to wait for.
-            if entry["sheet"] is None or (sheets / entry["sheet"] / SHEET_FILE).is_file():
-                entries.append(entry)
-        except (ValueError, KeyError, TypeError):
+            lines.append(json.loads(line))
+        except ValueError:
             continue  # a line cut short by a killed run
-    return entries
+    return lines
 
 
-def unsampled_chunks(traffic: Path, sheets: Path) -> list[Path]:
-    """Readable chunks no written sheet has sampled, oldest first."""
-    done = {chunk for entry in ledger_entries(sheets) for chunk in entry["chunks"]}
+def ledger_entries(sheets: Path) -> list[dict]:
+    """The ledger's draws whose sheet was written."""
+    lines = ledger_lines(sheets)
+    written = {line.get("written") for line in lines}
     return [
+        line
+        for line in lines
+        if "chunks" in line
+        # A draw that picked nothing has no sheet to wait for.
+        and (line["sheet"] is None or line["sheet"] in written or (sheets / line["sheet"] / SHEET_FILE).is_file())
+    ]
+
+
+def unsampled_chunks(traffic: Path, sheets: Path, before_day: str | None) -> tuple[list[Path], list[Path]]:
+    """Chunks of the days before `before_day` (YYYY-MM-DD; None: every day) no written sheet has sampled, oldest
+    first; and those of them that do not open (damaged, or copied in half), left out."""
+    done = {chunk for entry in ledger_entries(sheets) for chunk in entry["chunks"]}
+    waiting = [
         chunk
         for chunk in captured_chunks(traffic)
-        if f"{chunk.parent.name}/{chunk.name}" not in done and readable(chunk)
+        if f"{chunk.parent.name}/{chunk.name}" not in done and (before_day is None or chunk.parent.name < before_day)
     ]
+    unreadable = [chunk for chunk in waiting if not readable(chunk)]
+    return [chunk for chunk in waiting if chunk not in unreadable], unreadable
 
 
 def sent_before(sheets: Path) -> dict[str, Counter]:
@@ -123,8 +137,14 @@ def sent_before(sheets: Path) -> dict[str, Counter]:
     return counts
 
 
+def record_written(sheets: Path, sheet: str) -> None:
+    """The ledger's second line of a sheet: written, so its chunks are sampled for good."""
+    with open(sheets / LEDGER, "a") as file:
+        file.write(json.dumps({"written": sheet}) + "\n")
+
+
 def record_sampled(sheets: Path, sheet: str | None, chunks: list[Path], picked: dict[str, Counter]) -> None:
-    """The ledger line of a sheet, written before the sheet: it counts once the sheet is there."""
+    """The ledger line of a draw, written before its sheet: it counts once the sheet is written."""
     sheets.mkdir(parents=True, exist_ok=True)
     line = {
         "sheet": sheet,

@@ -22,9 +22,19 @@ import pandas as pd
 from pipeline.accept.labelling import Captured, write_labelling_sheet
 from pipeline.files import atomic_path
 from pipeline.live.record import ANSWER_COLUMNS
-from pipeline.live.sampling import draw_key, pick, read_answered, record_sampled, sent_before
+from pipeline.live.sampling import Answered, draw_key, pick, read_answered, record_sampled, record_written, sent_before
 
 ANSWERS_FILE = "answers.csv"
+
+
+@dataclass(frozen=True)
+class Picked:
+    """A picture picked for labelling: its name, its place among its day's pictures, its group."""
+
+    picture: str
+    index: int
+    group: str
+    day: Answered
 
 
 @dataclass(frozen=True)
@@ -44,17 +54,17 @@ def write_live_sheet(chunks: list[Path], params, class_names: tuple[str, ...], s
     """A sheet of the pictures picked from `chunks` (params: LiveParams), recorded in the sheets' ledger."""
     already = sent_before(sheets)
     picked: dict[str, Counter] = {}
-    parts: list[tuple[str, int, str, object]] = []  # (day, index, group, the day's pictures)
+    parts: list[Picked] = []
     for day, day_chunks in by_day(chunks).items():
         answered = read_answered(day_chunks)
         chosen = pick(answered, params, already.get(day, Counter()))
         picked[day] = Counter(chosen.values())
-        parts += [(answered.pictures[index], index, group, answered) for index, group in chosen.items()]
+        parts += [Picked(answered.pictures[index], index, group, answered) for index, group in chosen.items()]
     if not parts:
         record_sampled(sheets, None, chunks, picked)
         return WrittenSheet(None, Counter())
     # Shuffled, so a labeller meets the groups mixed and the hardest pictures are not all together.
-    parts.sort(key=lambda part: draw_key(params.seed + 1, part[0]))
+    parts.sort(key=lambda part: draw_key(params.seed + 1, part.picture))
     name = f"live-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     while (sheets / name).exists():  # two sheets in one second: never in place of the other
         name += "-next"
@@ -62,25 +72,25 @@ def write_live_sheet(chunks: list[Path], params, class_names: tuple[str, ...], s
     with atomic_path(sheets / name) as folder:
         folder.mkdir(parents=True)
         write_parts(parts, class_names, folder)
+    record_written(sheets, name)
     return WrittenSheet(sheets / name, sum(picked.values(), Counter()))
 
 
-def write_parts(parts: list, class_names: tuple[str, ...], folder: Path) -> None:
-    names = [picture for picture, *_ in parts]
-    images = np.stack([answered.images[index] for _, index, _, answered in parts])
-    probabilities = np.stack([answered.probabilities[index] for _, index, _, answered in parts])
+def write_parts(parts: list[Picked], class_names: tuple[str, ...], folder: Path) -> None:
+    names = [part.picture for part in parts]
+    images = np.stack([part.day.images[part.index] for part in parts])
+    probabilities = np.stack([part.day.probabilities[part.index] for part in parts])
     captured = {
-        picture: Captured(answered.thumbnails[index], answered.uploaded_as[index])
-        for picture, index, _, answered in parts
+        part.picture: Captured(part.day.thumbnails[part.index], part.day.uploaded_as[part.index]) for part in parts
     }
     sheet = write_labelling_sheet(images, names, probabilities, class_names, folder, captured, blind=True)
     answers = pd.DataFrame(
         {
             "file": sheet["file"],
             "picture": names,
-            "group": [group for _, _, group, _ in parts],
-            "model_version": [str(answered.versions[index]) for _, index, _, answered in parts],
-            "answered_at": [str(answered.times[index]) for _, index, _, answered in parts],
+            "group": [part.group for part in parts],
+            "model_version": [str(part.day.versions[part.index]) for part in parts],
+            "answered_at": [str(part.day.times[part.index]) for part in parts],
             "predicted": [class_names[int(row.argmax())] for row in probabilities],
             "confidence": np.round(probabilities.max(axis=1).astype(float), 4),
         },

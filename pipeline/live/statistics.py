@@ -2,9 +2,10 @@
 
 The verdict asks whether the random sample's accuracy is below the test accuracy less live.margin. Its test is exact
 (binomial, one-sided), so a model whose live accuracy is exactly at that floor is called worse at rate live.alpha at
-any number of labels, and a model as good live as on the test set far less often. It claims "as tested" only once
-the labels are enough to have seen a drop of live.detect_drop with probability live.power; before that it is
-inconclusive, saying how many more labels that takes.
+any number of labels, and a model as good live as on the test set far less often. It says "not shown worse" only
+once the labels are enough to have seen a drop of live.detect_drop with probability live.power; before that it is
+inconclusive, saying how many more labels that takes. The false-alarm rate is per verdict: the monitor judges every
+day, on overlapping windows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
-WORSE, AS_TESTED, INCONCLUSIVE = "worse live", "as tested", "inconclusive"
+WORSE, NOT_SHOWN_WORSE, INCONCLUSIVE = "worse live", "not shown worse", "inconclusive"
 MOST_LABELS = 20_000  # the search for the labels a verdict needs stops here
 
 
@@ -38,8 +39,9 @@ def worse_p_value(correct: int, labels: int, floor: float) -> float:
 
 @lru_cache(maxsize=64)  # the same few settings are asked for again and again (every verdict, every page)
 def labels_needed(test_accuracy: float, margin: float, drop: float, alpha: float, power: float) -> int | None:
-    """The fewest labels with which the verdict calls a model `drop` below its test accuracy worse with probability
-    `power` (None past MOST_LABELS)."""
+    """The fewest labels from which on the verdict calls a model `drop` below its test accuracy worse with probability
+    at least `power` (None past MOST_LABELS). An exact test's power zigzags as labels are added: the count is the
+    first after the last one short of `power`, not the first to reach it."""
     floor, dropped = test_accuracy - margin, test_accuracy - drop
     if dropped <= 0 or floor <= 0:
         return 1
@@ -47,8 +49,10 @@ def labels_needed(test_accuracy: float, margin: float, drop: float, alpha: float
     # The largest number right that the test still calls worse: one below the alpha quantile at the floor.
     critical = stats.binom.ppf(alpha, counts, floor) - 1
     caught = stats.binom.cdf(critical, counts, dropped)
-    enough = np.flatnonzero(caught >= power)
-    return int(counts[enough[0]]) if len(enough) else None
+    short = np.flatnonzero(caught < power)
+    if len(short) == 0:
+        return 1
+    return int(counts[short[-1] + 1]) if short[-1] + 1 < len(counts) else None
 
 
 def bootstrap_interval(
@@ -66,7 +70,7 @@ def bootstrap_interval(
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str  # WORSE, AS_TESTED or INCONCLUSIVE
+    verdict: str  # WORSE, NOT_SHOWN_WORSE or INCONCLUSIVE
     labels: int  # labelled random-sample pictures judged
     correct: int
     test_accuracy: float
@@ -76,8 +80,9 @@ class Verdict:
     reason: str  # the verdict in words
 
     @property
-    def still_needed(self) -> int:
-        return max(0, (self.needed or 0) - self.labels)
+    def still_needed(self) -> int | None:
+        """Labels to add before "not shown worse" can be said; None when no sample is large enough."""
+        return None if self.needed is None else max(0, self.needed - self.labels)
 
 
 def judge(correct: int, labels: int, test_accuracy: float, params) -> Verdict:
@@ -87,8 +92,9 @@ def judge(correct: int, labels: int, test_accuracy: float, params) -> Verdict:
     p_value = worse_p_value(correct, labels, floor) if labels else None
     figures = Verdict(INCONCLUSIVE, labels, correct, test_accuracy, floor, p_value, needed, "")
     rule = f"test accuracy {test_accuracy:.1%} less live.margin ({params.margin * 100:g} points) = {floor:.1%}"
+    enough = "more than any sample" if needed is None else f"{needed}"
     if not labels:
-        return _with(figures, INCONCLUSIVE, f"no labelled random-sample pictures yet; {needed} needed")
+        return _with(figures, INCONCLUSIVE, f"no labelled random-sample pictures yet; {enough} needed")
     live = f"live accuracy {correct / labels:.1%} ({correct} of {labels} labelled random-sample pictures)"
     if p_value < params.alpha:
         return _with(figures, WORSE, f"{live} is below the {rule}: p = {p_value:.2g} < live.alpha ({params.alpha})")
@@ -96,7 +102,9 @@ def judge(correct: int, labels: int, test_accuracy: float, params) -> Verdict:
     if needed is None or labels < needed:
         more = "more than any sample" if needed is None else f"{needed - labels} more"
         return _with(figures, INCONCLUSIVE, f"{live}: {more} needed to tell {drop}")
-    return _with(figures, AS_TESTED, f"{live} is not below the {rule} (p = {p_value:.2g}); enough labels to see {drop}")
+    return _with(
+        figures, NOT_SHOWN_WORSE, f"{live} is not below the {rule} (p = {p_value:.2g}); enough labels to see {drop}"
+    )
 
 
 def _with(figures: Verdict, verdict: str, reason: str) -> Verdict:

@@ -20,3 +20,8 @@ def version_of(model_md5: str, scorer_md5: str) -> str:
 
 def version_of_files(model: Path, scorer: Path) -> str:
     return version_of(file_md5(model), file_md5(scorer))
+
+
+def model_of(version: str) -> str:
+    """The model's part of a version (`model-<md5>`): what its answers depend on; the scorer only flags them."""
+    return version.split("+", 1)[0]

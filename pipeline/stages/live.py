@@ -3,8 +3,8 @@
 Reads the record (live.labels_file, written by `fashion-live label`), the model in use (its version: the checksums
 of its two files) and its test-set figures (the evaluate stage's). Writes reports/live/: index.html, summary.json
 (the verdict, which the drift monitor and the reports index read), evidently.html (Evidently's classification
-report of the live sample against the test set) and test_figures.json, the test figures of every version it has
-seen in use, kept from run to run so that older versions are shown beside theirs.
+report of the live sample against the test set) and test_figures.json, the test figures of every model it has seen
+in use, kept from run to run so that older models are shown beside theirs.
 """
 
 from __future__ import annotations
@@ -19,31 +19,30 @@ from pipeline.cli import run_command
 from pipeline.data.datasets import dataset_spec
 from pipeline.files import atomic_path
 from pipeline.lineage import git_revision
-from pipeline.live.page import render_page, trend_png, version_section, wrong_answers
+from pipeline.live.page import model_section, render_page, trend_png, wrong_answers
 from pipeline.live.params import LiveParams
-from pipeline.live.performance import daily_trend, in_window, version_figures, versions_newest_first
-from pipeline.live.record import RANDOM, read_labels
+from pipeline.live.performance import daily_trend, in_window, model_figures, models_newest_first, of_model
+from pipeline.live.record import RANDOM, check_record, read_labels
 from pipeline.live.statistics import judge
 from pipeline.model.unfamiliarity import file_md5
-from pipeline.model.version import version_of_files
+from pipeline.model.version import model_of, version_of_files
 from pipeline.params import load_params, read_section
 
 TEST_FIGURES = "test_figures.json"
 SUMMARY = "summary.json"
+# The keys dvc.yaml lists for this stage: what its outputs depend on (the others say what is sent to labelling).
+STAGE_KEYS = ("margin", "alpha", "detect_drop", "power", "window_days")
+# Evidently's classification report needs a few labels of a few classes (two alone read as a binary task).
+EVIDENTLY_LEAST_LABELS, EVIDENTLY_LEAST_CLASSES = 30, 3
 
 
-def model_part(version: str) -> str:
-    """The model's part of a version: its test figures do not depend on the unfamiliarity scorer."""
-    return version.split("+", 1)[0]
-
-
-def test_figures(evaluate: Path, out: Path, version: str) -> dict[str, dict]:
-    """Every known version's test figures (by model part), the model in use's from the evaluate stage."""
+def test_figures(metrics_file: Path, per_class_file: Path, out: Path, model: str) -> dict[str, dict]:
+    """Every known model's test figures, the model in use's from the evaluate stage."""
     path = out / TEST_FIGURES
     known = json.loads(path.read_text()) if path.is_file() else {}
-    metrics = json.loads((evaluate / "metrics.json").read_text())
-    per_class = json.loads((evaluate / "per_class.json").read_text())
-    known[model_part(version)] = {
+    metrics = json.loads(metrics_file.read_text())
+    per_class = json.loads(per_class_file.read_text())
+    known[model] = {
         "accuracy": metrics["accuracy"],
         "calibration_error": metrics.get("calibration_error"),
         "test_images": sum(scores["support"] for scores in per_class.values()),
@@ -52,17 +51,22 @@ def test_figures(evaluate: Path, out: Path, version: str) -> dict[str, dict]:
     return known
 
 
-def evidently_report(rows: pd.DataFrame, predictions: Path, path: Path) -> str:
-    """Evidently's classification report of the live sample (current) against the test set (reference)."""
+def evidently_report(sample: pd.DataFrame, predictions: Path, path: Path) -> str:
+    """Evidently's classification report of the live sample (current) against the test set (reference), or why
+    there is none yet."""
+    if len(sample) < EVIDENTLY_LEAST_LABELS or sample["label"].nunique() < EVIDENTLY_LEAST_CLASSES:
+        return (
+            f"<p>Evidently's classification report follows from {EVIDENTLY_LEAST_LABELS} random-sample labels of "
+            f"{EVIDENTLY_LEAST_CLASSES} classes or more.</p>"
+        )
     from evidently import DataDefinition, Dataset, MulticlassClassification, Report
     from evidently.presets import ClassificationPreset
 
     reference = pd.read_csv(predictions)
-    current = pd.DataFrame({"actual": rows["label"], "predicted": rows["predicted"]})
-    columns = ["actual", "predicted"]
+    current = pd.DataFrame({"actual": sample["label"], "predicted": sample["predicted"]})
     definition = DataDefinition(
         classification=[MulticlassClassification(target="actual", prediction_labels="predicted")],
-        categorical_columns=columns,
+        categorical_columns=["actual", "predicted"],
     )
     report = Report([ClassificationPreset()]).run(
         Dataset.from_pandas(current, data_definition=definition),
@@ -82,32 +86,31 @@ def labels_line(path: Path, rows: pd.DataFrame) -> str:
     return f"{path} ({len(rows):,} labelled pictures, md5 {checksum})"
 
 
-def version_sections(rows: pd.DataFrame, in_use: str, known: dict, class_names, sheets: Path) -> list[tuple[str, str]]:
-    """One section per version that answered labelled pictures, the latest first."""
+def model_sections(rows: pd.DataFrame, in_use: str, known: dict, class_names, sheets: Path) -> list[tuple[str, str]]:
+    """One section per model that answered labelled pictures, the latest first."""
     sections = []
-    for version in versions_newest_first(rows):
-        figures = version_figures(rows, version, class_names)
-        gallery = wrong_answers(rows[rows["model_version"] == version], sheets)
-        title = f"{version}{' (in use)' if version == in_use else ''}"
-        sections.append((title, version_section(figures, known.get(model_part(version)), class_names, gallery)))
+    for model in models_newest_first(rows):
+        figures = model_figures(rows, model, class_names)
+        gallery = wrong_answers(of_model(rows, model), sheets)
+        title = f"{model}{' (in use)' if model == in_use else ''}"
+        sections.append((title, model_section(figures, known.get(model), class_names, gallery)))
     return sections
 
 
-def write_page(arguments, rows: pd.DataFrame, in_use: str, known: dict, verdict, record: dict, class_names) -> None:
-    out = arguments.out
-    sections = version_sections(rows, in_use, known, class_names, arguments.sheets)
+def write_page(arguments, rows: pd.DataFrame, in_use: str, known: dict, verdict, record: dict, params) -> None:
+    class_names = dataset_spec(read_section("ingest", arguments.params)["dataset"]).class_names
+    sections = model_sections(rows, model_of(in_use), known, class_names, arguments.sheets)
+    sample = of_model(rows, model_of(in_use))
+    sample = sample[sample["group"] == RANDOM]
+    evidently = evidently_report(sample, arguments.predictions, arguments.out / "evidently.html")
     trend = daily_trend(rows)
-    sample = rows[(rows["model_version"] == in_use) & (rows["group"] == RANDOM)]
-    with atomic_path(out / "index.html") as staging:
-        evidently = None
-        if len(sample):
-            evidently = evidently_report(sample, arguments.evaluate / "predictions.csv", out / "evidently.html")
+    with atomic_path(arguments.out / "index.html") as staging:
         picture = None
         if len(trend):
-            picture = trend_png(
-                trend, known[model_part(in_use)]["accuracy"], verdict.floor, staging.with_suffix(".png")
-            )
-        staging.write_text(render_page(verdict, in_use, sections, picture, record, evidently))
+            test_accuracy = known[model_of(in_use)]["accuracy"]
+            picture = trend_png(trend, test_accuracy, verdict.floor, staging.with_suffix(".png"))
+        page = render_page(verdict, in_use, params.window_days, sections, picture, record, evidently)
+        staging.write_text(page)
         if picture is not None:
             picture.unlink()
 
@@ -117,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--labels", required=True, type=Path, help="the record of live labels (.csv)")
         parser.add_argument("--model", required=True, type=Path, help="the model in use (.keras)")
         parser.add_argument("--scorer", required=True, type=Path, help="its unfamiliarity scorer (.npz)")
-        parser.add_argument("--evaluate", required=True, type=Path, help="the evaluate stage's reports folder")
+        parser.add_argument("--metrics", required=True, type=Path, help="the evaluate stage's metrics.json")
+        parser.add_argument("--per-class", required=True, type=Path, help="the evaluate stage's per_class.json")
+        parser.add_argument("--predictions", required=True, type=Path, help="the evaluate stage's predictions.csv")
         parser.add_argument("--sheets", required=True, type=Path, help="the labelling sheets, for their pictures")
         parser.add_argument("--out", required=True, type=Path, help="output folder (reports/live)")
 
@@ -125,18 +130,20 @@ def main(argv: list[str] | None = None) -> None:
         params = load_params(LiveParams, arguments.params)
         class_names = dataset_spec(read_section("ingest", arguments.params)["dataset"]).class_names
         rows = read_labels(arguments.labels)
+        check_record(arguments.labels, rows, class_names)
         in_use = version_of_files(arguments.model, arguments.scorer)
-        known = test_figures(arguments.evaluate, arguments.out, in_use)
-        window = in_window(rows, in_use, params.window_days)
+        known = test_figures(arguments.metrics, arguments.per_class, arguments.out, model_of(in_use))
+        window = in_window(rows, model_of(in_use), params.window_days)
         correct = int((window["label"] == window["predicted"]).sum())
-        verdict = judge(correct, len(window), known[model_part(in_use)]["accuracy"], params)
+        verdict = judge(correct, len(window), known[model_of(in_use)]["accuracy"], params)
+        live_params = read_section("live", arguments.params)
         record = {
             "git revision": git_revision(),
             "labels": labels_line(arguments.labels, rows),
-            "params": {"live": read_section("live", arguments.params)},
+            "params": {"live": {key: live_params[key] for key in STAGE_KEYS}},
         }
         arguments.out.mkdir(parents=True, exist_ok=True)
-        write_page(arguments, rows, in_use, known, verdict, record, class_names)
+        write_page(arguments, rows, in_use, known, verdict, record, params)
         summary = {"version_in_use": in_use, **asdict(verdict), "still_needed": verdict.still_needed}
         summary.update(window_days=params.window_days, lineage=record)
         for name, content in ((TEST_FIGURES, known), (SUMMARY, summary)):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.data.datasets import dataset_spec
-from pipeline.model.version import version_of_files
+from pipeline.model.version import model_of, version_of_files
 from pipeline.stages import live
 from tests.support.browser import launch, open_report, screenshot
 from tests.support.traffic import labelled_record
@@ -182,7 +182,9 @@ def test_the_live_page_shows_each_version_beside_its_test_figures_and_the_verdic
     record.to_csv(tmp_path / "labels.csv", index=False)
     out = tmp_path / "live"
     arguments = ["--labels", tmp_path / "labels.csv", "--model", root / "models" / "model.keras"]
-    arguments += ["--scorer", root / "models" / "unfamiliarity.npz", "--evaluate", root / "reports" / "evaluate"]
+    evaluate = root / "reports" / "evaluate"
+    arguments += ["--scorer", root / "models" / "unfamiliarity.npz", "--metrics", evaluate / "metrics.json"]
+    arguments += ["--per-class", evaluate / "per_class.json", "--predictions", evaluate / "predictions.csv"]
     arguments += ["--sheets", tmp_path / "sheets", "--out", out, "--params", root / "params.yaml"]
     live.main([str(argument) for argument in arguments])
     page, problems = open_report(browser, out / "index.html")
@@ -194,7 +196,7 @@ def test_the_live_page_shows_each_version_beside_its_test_figures_and_the_verdic
     size = trend.evaluate("image => [image.naturalWidth, image.naturalHeight]")
     assert min(size) > 300, size
     headings = page.locator("h2").all_inner_texts()
-    assert f"{in_use} (in use)" in headings and "model-0123456789ab+scorer-0123456789ab" in headings
+    assert f"{model_of(in_use)} (in use)" in headings and "model-0123456789ab" in headings
     summary = page.locator("section").nth(2).locator("table").first.inner_text()
     test_accuracy = json.loads((root / "reports" / "evaluate" / "metrics.json").read_text())["accuracy"]
     assert "labelled pictures\t250\t10,000" in summary and f"{test_accuracy:.1%}" in summary

@@ -7,7 +7,7 @@ import yaml
 
 from flows.command_line import one_line
 from flows.dvc_stages import StageFailed, StageRun, dvc_command, failure_message
-from flows.monitoring import live_next_step
+from flows.live_accuracy import live_next_step
 from flows.overrides import parse_assignment
 from flows.summary import changes, metrics_table, summary_markdown
 from pipeline.errors import PipelineError
@@ -187,7 +187,7 @@ def test_summary_links_the_reports_that_exist(tmp_path, metrics):
 @pytest.mark.parametrize(
     "verdict, retrain, unseen, expected",
     [
-        ("as tested", True, ["week-49"], "nothing: the model is not shown to be worse live"),
+        ("not shown worse", True, ["week-49"], "nothing: the model is not shown to be worse live"),
         ("inconclusive", True, [], "nothing: the model is not shown to be worse live"),
         ("worse live", True, ["week-49"], "worse live: retraining on 1 accepted batch(es) the model has not seen"),
         ("worse live", False, ["week-49"], "worse live, but retraining is off"),

@@ -46,23 +46,6 @@ def send(url: str, images, prefix: str) -> None:
         assert response.status_code == 200, response.text
 
 
-def label_live_sheet(workspace: Path, sheet: Path, labels) -> None:
-    """Fill in a live sheet with each picture's true class (its uploaded name, day1-<index>.png, says which), and
-    record it as a person would."""
-    table = pd.read_csv(sheet / "labels.csv", dtype=str, keep_default_na=False)
-    class_names = dataset_spec(read_section("ingest", workspace / "params.yaml")["dataset"]).class_names
-    table["label"] = [class_names[labels[int(name[5:8])]] for name in table["uploaded_as"]]
-    table.to_csv(sheet / "labels.csv", index=False)
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.commands.live", "label", str(sheet)],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert f"{len(table)} new label(s) recorded" in result.stdout and "live: inconclusive: " in result.stdout
-
-
 def test_labelled_traffic_well_below_the_test_accuracy_is_worse_live(copy_of_small_workspace):
     """A record of labels whose random sample is 30 points below the model's test accuracy: the monitor calls the
     model worse live even with no new traffic, and, with no new data to learn from, asks for labels."""
@@ -91,7 +74,7 @@ def test_the_monitor_checks_the_traffic_since_its_last_check(workspace, tmp_path
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     set_keys(params, {"serve.capture_flush_seconds": 0.5})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    images, labels = load_arrays(workspace / "data" / "prepared" / "test.npz")
+    images, _ = load_arrays(workspace / "data" / "prepared" / "test.npz")
     arguments = ["--params", tmp_path / "params.yaml", "--model", workspace / "models" / "model.keras"]
     with running_service(arguments, tmp_path / "service.log", cwd=workspace) as service:
         send(service.url, images[:30], "day1")
@@ -99,16 +82,10 @@ def test_the_monitor_checks_the_traffic_since_its_last_check(workspace, tmp_path
         first = drift_monitor(workspace=str(workspace))
         assert first["batch"]["images"] == 30 and str(traffic) in first["batch"]["source"]
         assert first["verdict"] in ("no drift", "drift")  # clean pictures: "drift" at rate alpha
-        # The same traffic went to labelling: a live sheet, labelled here with each picture's true class.
-        live_sheet = Path(first["live_sheet"])
-        assert first["live"]["verdict"] == "inconclusive" and first["live"]["labels"] == 0
-        label_live_sheet(workspace, live_sheet, labels)
-        # Nothing new since: said in one line, and a success; the live verdict now counts the labels.
-        quiet = drift_monitor(workspace=str(workspace))
-        assert quiet["verdict"] == "no traffic"
-        random_sample = (pd.read_csv(live_sheet / "answers.csv")["group"] == "random").sum()
-        assert quiet["live"]["verdict"] == "inconclusive" and quiet["live"]["labels"] == random_sample
-        assert f"{quiet['live']['still_needed']} more needed" in quiet["live"]["reason"] or not random_sample
+        # Today's traffic goes to labelling once its day has closed: a day's random sample is drawn from all of it.
+        assert first["live_sheet"] is None and first["live"]["verdict"] == "inconclusive"
+        # Nothing new since: said in one line, and a success.
+        assert drift_monitor(workspace=str(workspace))["verdict"] == "no traffic"
 
         # Drifted traffic on two days in a row confirms drift; with no labelled data to retrain on, the labelling
         # sheet offers the captured pictures, with the service's thumbnail and the uploaded name of each.
@@ -128,23 +105,30 @@ def test_the_monitor_checks_the_traffic_since_its_last_check(workspace, tmp_path
             assert picture.size == (28, 28)  # the uploads were 28x28: their thumbnails are not enlarged
 
 
-def test_labelled_live_pictures_join_the_pool_through_the_gate(copy_of_small_workspace):
-    """`fashion-live label --accept`: the labels recorded, and the labelled pictures accepted as source `live`."""
-    root = copy_of_small_workspace("live-accept")
+def test_a_closed_days_traffic_is_labelled_counted_live_and_joins_the_pool(copy_of_small_workspace):
+    """The monitor's live sheet of a past day's traffic, labelled with each picture's true class and recorded with
+    `fashion-live label --accept`: the labels counted by the next run's verdict, the pictures accepted as source
+    `live` through the gate."""
+    root = copy_of_small_workspace("live-labels")
     images, labels = load_arrays(root / "data" / "prepared" / "train.npz")
     images, labels = images[:400], labels[:400]  # not test images: the gate refuses those
     probabilities = np.random.default_rng(0).dirichlet(np.ones(10), len(images)).astype(np.float32)
-    write_traffic(root / "data" / "traffic", images, probabilities, datetime(2026, 12, 3, 9, tzinfo=UTC))
-    command = [sys.executable, "-m", "pipeline.commands.live"]
-    sampled = subprocess.run([*command, "sample"], cwd=root, capture_output=True, text=True)
-    assert sampled.returncode == 0, sampled.stderr
-    [sheet] = (root / "data" / "labelling").glob("live-*")
+    version = version_of_files(root / "models" / "model.keras", root / "models" / "unfamiliarity.npz")
+    write_traffic(root / "data" / "traffic", images, probabilities, datetime(2026, 12, 3, 9, tzinfo=UTC), version)
+    first = drift_monitor(workspace=str(root), retrain_on_drift=False)
+    sheet = Path(first["live_sheet"])
     table = pd.read_csv(sheet / "labels.csv", dtype=str, keep_default_na=False)
     class_names = dataset_spec(read_section("ingest", root / "params.yaml")["dataset"]).class_names
     table["label"] = [class_names[labels[int(name[7:12])]] for name in table["uploaded_as"]]
     table.to_csv(sheet / "labels.csv", index=False)
-    result = subprocess.run([*command, "label", str(sheet), "--accept"], cwd=root, capture_output=True, text=True)
+    command = [sys.executable, "-m", "pipeline.commands.live", "label", str(sheet), "--accept"]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(table)} new label(s) recorded" in result.stdout and "live: inconclusive: " in result.stdout
     [batch] = read_pool(root / "data" / "pool")
-    assert batch.name == sheet.name and batch.source == "live" and len(batch.labels) == len(table)
-    assert len(pd.read_csv(root / "data" / "live" / "labels.csv")) == len(table)
+    assert batch.name.startswith(sheet.name) and batch.source == "live" and len(batch.labels) == len(table)
+    # The next run counts the random sample's labels (the answers were random: far below the test accuracy).
+    quiet = drift_monitor(workspace=str(root), retrain_on_drift=False)
+    random_sample = int((pd.read_csv(sheet / "answers.csv")["group"] == "random").sum())
+    assert quiet["verdict"] == "no traffic" and quiet["live"]["labels"] == random_sample
+    assert quiet["live"]["verdict"] == "worse live" and "retraining is off" in quiet["live"]["decision"]

@@ -86,9 +86,10 @@ def test_a_sheet_keeps_the_random_sample_apart_within_each_days_bounds(workspace
     assert (answers["model_version"] == VERSION).all()
     # Nothing new: one line, no second sheet; the ledger names each chunk once.
     again = fashion_live(workspace, "sample")
-    assert again.returncode == 0 and "no traffic since the last sheet" in again.stdout
+    assert again.returncode == 0 and "no traffic to sample: no new chunk of a closed day" in again.stdout
     ledger = [json.loads(line) for line in (workspace / "data" / "labelling" / LEDGER).read_text().splitlines()]
-    assert len(ledger) == 1 and len(ledger[0]["chunks"]) == len(list((workspace / "data" / "traffic").rglob("*.npz")))
+    assert ledger[1] == {"written": sheet.name}
+    assert len(ledger) == 2 and len(ledger[0]["chunks"]) == len(list((workspace / "data" / "traffic").rglob("*.npz")))
 
 
 def test_labels_are_recorded_against_the_version_that_answered_once_and_only_once(workspace):
@@ -156,13 +157,32 @@ def test_a_folder_that_is_no_live_sheet_is_one_line(workspace):
     )
 
 
-def test_a_sheet_cut_short_is_drawn_again_the_same(workspace):
+def test_a_sheet_cut_short_is_drawn_again_the_same_and_a_written_one_never(workspace):
     fashion_live(workspace, "sample")
     sheet = sheet_of(workspace)
     first = pd.read_csv(sheet / "answers.csv")
-    # Killed after its ledger line, before its folder was renamed into place: as if the sheet was never written.
-    sheet.rename(workspace / "data" / "labelling" / ".live-cut-short")
+    # Moved away once written: its pictures are not sent to labelling again.
+    sheet.rename(workspace / "labelled-elsewhere")
+    assert "no traffic to sample" in fashion_live(workspace, "sample").stdout
+    # Killed before its folder was renamed into place: the draw's line is there, the second line and the folder not.
+    ledger = workspace / "data" / "labelling" / LEDGER
+    ledger.write_text(ledger.read_text().splitlines()[0] + "\n")
     result = fashion_live(workspace, "sample")
     assert result.returncode == 0, result.stderr
     again = pd.read_csv(sheet_of(workspace) / "answers.csv")
     assert sorted(again["picture"]) == sorted(first["picture"])
+
+
+def test_todays_traffic_waits_for_its_day_to_close_unless_asked_for(workspace):
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (300, 28, 28, 1), dtype=np.uint8)
+    probabilities = rng.dirichlet(np.ones(10), 300).astype(np.float32)
+    write_traffic(workspace / "data" / "traffic", images, probabilities, today, VERSION, tag="today")
+    assert fashion_live(workspace, "sample").returncode == 0
+    answers = pd.read_csv(sheet_of(workspace) / "answers.csv")
+    assert not answers["picture"].str.startswith(f"{today:%Y-%m-%d}").any()
+    result = fashion_live(workspace, "sample", "--include-today")
+    assert result.returncode == 0, result.stderr
+    [_, todays] = sorted((workspace / "data" / "labelling").glob("live-*"))
+    assert pd.read_csv(todays / "answers.csv")["picture"].str.startswith(f"{today:%Y-%m-%d}").all()

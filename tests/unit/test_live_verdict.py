@@ -11,9 +11,10 @@ import pytest
 
 from pipeline.evaluation.calibration import calibration_error
 from pipeline.live.params import LiveParams
-from pipeline.live.performance import in_window, version_figures
+from pipeline.live.performance import in_window, model_figures
 from pipeline.live.record import LABEL_COLUMNS, RANDOM, UNFAMILIAR
-from pipeline.live.statistics import AS_TESTED, INCONCLUSIVE, WORSE, judge, labels_needed, wilson_interval
+from pipeline.live.statistics import INCONCLUSIVE, NOT_SHOWN_WORSE, WORSE, judge, labels_needed, wilson_interval
+from pipeline.model.version import model_of
 from pipeline.params import load_params
 
 CLASSES = tuple(f"class {index}" for index in range(10))
@@ -53,14 +54,14 @@ def stream(accuracy: float, per_day: int, days: int, seed: int, group: str = RAN
 
 
 def verdict_of(rows: pd.DataFrame, params: LiveParams):
-    window = in_window(rows, VERSION, params.window_days)
+    window = in_window(rows, model_of(VERSION), params.window_days)
     return judge(int((window["label"] == window["predicted"]).sum()), len(window), TEST_ACCURACY, params)
 
 
 def test_a_clean_stream_is_as_tested_once_the_labels_are_enough(params):
     rows = stream(TEST_ACCURACY, per_day=50, days=6, seed=1)
     verdict = verdict_of(rows, params)
-    assert verdict.verdict == AS_TESTED, verdict.reason
+    assert verdict.verdict == NOT_SHOWN_WORSE, verdict.reason
     assert verdict.labels == 300 and verdict.p_value > params.alpha
 
 
@@ -89,7 +90,7 @@ def test_only_the_random_sample_of_the_window_counts(params):
     clean = stream(TEST_ACCURACY, per_day=50, days=6, seed=1)
     rows = pd.concat([old_and_bad, hard, clean], ignore_index=True)
     assert verdict_of(rows, params) == verdict_of(clean, params)
-    figures = version_figures(rows, VERSION, CLASSES)
+    figures = model_figures(rows, model_of(VERSION), CLASSES)
     assert figures.labels == 450 and figures.hard_cases[UNFAMILIAR][0] == 300
     assert figures.confusion.sum() == 450 and sum(item.labels for item in figures.per_class) == 450
 
