@@ -124,7 +124,7 @@ def test_a_closed_days_traffic_is_labelled_counted_live_and_joins_the_pool(copy_
     command = [sys.executable, "-m", "pipeline.commands.live", "label", str(sheet), "--accept"]
     result = subprocess.run(command, cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(table)} new label(s) recorded" in result.stdout and "live: inconclusive: " in result.stdout
+    assert f"{len(table)} new label(s) recorded" in result.stdout and "live: worse live: " in result.stdout
     [batch] = read_pool(root / "data" / "pool")
     assert batch.name.startswith(sheet.name) and batch.source == "live" and len(batch.labels) == len(table)
     # The next run counts the random sample's labels (the answers were random: far below the test accuracy).
