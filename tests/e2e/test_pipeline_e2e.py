@@ -50,6 +50,7 @@ def test_first_run_runs_every_stage_on_the_real_data(workspace):
         "evaluate",
         "drift_reference",
         "drift",
+        "live",
         "report_index",
     ]
     counts = {
@@ -102,10 +103,10 @@ def test_the_saved_model_computes_in_float32_and_predicts_as_the_trained_one(wor
 HEADLINE_METRICS = {
     "reports/validate/metrics.json": {"expectations_passed"},
     "reports/train/metrics.json": {"epochs", "val_accuracy"},
-    "reports/evaluate/metrics.json": {"accuracy", "macro_f1", "loss", "unfamiliar"},
+    "reports/evaluate/metrics.json": {"accuracy", "macro_f1", "loss", "calibration_error", "unfamiliar"},
     "reports/drift/metrics.json": {"drift", "smallest_p", "batch_images"},
 }
-MAX_METRIC_COLUMNS = 10
+MAX_METRIC_COLUMNS = 11
 MAX_LINE_CHARACTERS = 200
 
 
