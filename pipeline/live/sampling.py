@@ -5,9 +5,9 @@ name falls under live.sample_rate, and a day past live.sample_per_day keeps the 
 sample is a uniform draw of the day's pictures either way. That needs the whole day: a day is sampled once it has
 closed (UTC, as the capture folders are named), unless asked for sooner, when pictures captured after the day's
 bound was filled are not drawn. Where the bound binds, each day counts alike in the window's accuracy, whatever its
-traffic. The hard cases, shown apart because they are chosen for being hard, are
-every picture flagged unfamiliar (the most unfamiliar first, at most live.unfamiliar_per_day a day) and the
-live.least_confident_per_day least confident others. A picture is in one group only.
+traffic. The hard cases, shown apart because they are chosen for being hard, are every picture flagged unfamiliar
+(the most unfamiliar first, at most live.unfamiliar_per_day a day) and the live.least_confident_per_day least
+confident others. A picture is in one group only.
 
 Which chunks have been sampled is a ledger beside the sheets (sampled.jsonl): a line per sheet before it is written,
 and a second once it is. A sheet counts when its second line is there, or its folder is (a run killed between the
