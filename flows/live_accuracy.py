@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -16,8 +15,7 @@ from flows.dvc_stages import StageFailed
 from flows.training import run_stage
 from pipeline.data.datasets import dataset_spec
 from pipeline.live.params import LiveParams
-from pipeline.live.sampling import unsampled_chunks
-from pipeline.live.sheets import write_live_sheet
+from pipeline.live.sheets import sheet_of_new_traffic
 from pipeline.live.statistics import WORSE
 from pipeline.params import load_params, read_section
 
@@ -30,26 +28,19 @@ def sample_traffic(workspace: str, captures: str) -> str | None:
     folder."""
     root = Path(workspace)
     params = load_params(LiveParams, root / "params.yaml")
-    sheets = root / params.sheets_folder
-    chunks, unreadable = unsampled_chunks(Path(captures), sheets, before_day=f"{datetime.now(UTC):%Y-%m-%d}")
-    for chunk in unreadable:
-        get_run_logger().warning("live accuracy: left out %s: not a readable chunk of traffic", chunk)
-    if not chunks:
-        return None
     class_names = dataset_spec(read_section("ingest", root / "params.yaml")["dataset"]).class_names
-    written = write_live_sheet(chunks, params, class_names, sheets)
-    if written.folder is None:
+    new = sheet_of_new_traffic(Path(captures), root / params.sheets_folder, params, class_names, include_today=False)
+    for chunk in new.unreadable:
+        get_run_logger().warning("live accuracy: left out %s: not a readable chunk of traffic", chunk)
+    if new.sheet is None:
+        return None
+    if new.sheet.folder is None:
         get_run_logger().info("live accuracy: nothing new to label (each day's bounds are reached)")
         return None
-    groups = ", ".join(f"{count} {group}" for group, count in written.groups.items())
     get_run_logger().info(
-        "live accuracy: %d pictures to label (%s): fill in %s, then `fashion-live label %s`",
-        sum(written.groups.values()),
-        groups,
-        written.folder / "labels.csv",
-        written.folder,
+        "live accuracy: %s: fill it in, then `fashion-live label %s`", new.sheet.described(), new.sheet.folder
     )
-    return str(written.folder)
+    return str(new.sheet.folder)
 
 
 def judge_live(workspace: str) -> dict | None:

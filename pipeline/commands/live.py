@@ -32,8 +32,8 @@ from pipeline.files import atomic_path
 from pipeline.live.labels import read_labelled_sheet
 from pipeline.live.params import LiveParams
 from pipeline.live.record import record_labels
-from pipeline.live.sampling import SHEET_FILE, unsampled_chunks
-from pipeline.live.sheets import write_live_sheet
+from pipeline.live.sampling import SHEET_FILE
+from pipeline.live.sheets import sheet_of_new_traffic
 from pipeline.params import load_params, read_section
 from pipeline.serving.params import ServeParams
 from pipeline.workspace_slot import workspace_slot
@@ -67,21 +67,17 @@ def class_names(params_file: Path) -> tuple[str, ...]:
 
 def sample(arguments, params: LiveParams, say) -> None:
     traffic = arguments.traffic or Path(load_params(ServeParams, arguments.params).capture_folder)
-    sheets = Path(params.sheets_folder)
-    today = None if arguments.include_today else f"{datetime.now(UTC):%Y-%m-%d}"
-    chunks, unreadable = unsampled_chunks(traffic, sheets, before_day=today)
-    for chunk in unreadable:
+    names = class_names(arguments.params)
+    new = sheet_of_new_traffic(traffic, Path(params.sheets_folder), params, names, arguments.include_today)
+    for chunk in new.unreadable:
         say(f"left out {chunk}: not a readable chunk of traffic (damaged, or copied in half)")
-    if not chunks:
+    if new.sheet is None:
         closed = "" if arguments.include_today else " of a closed day (--include-today for today's)"
         say(f"no traffic to sample: no new chunk{closed} in {traffic}")
-        return
-    written = write_live_sheet(chunks, params, class_names(arguments.params), sheets)
-    if written.folder is None:
-        say(f"{len(chunks)} chunk(s) read; nothing to label (each day's bounds are reached)")
-        return
-    groups = ", ".join(f"{count} {group}" for group, count in written.groups.items())
-    say(f"{sum(written.groups.values())} pictures to label ({groups}) in {written.folder / 'labels.csv'}")
+    elif new.sheet.folder is None:
+        say(f"{len(new.chunks)} chunk(s) read; nothing to label (each day's bounds are reached)")
+    else:
+        say(new.sheet.described())
 
 
 def label(arguments, params: LiveParams, say) -> pd.DataFrame:

@@ -53,6 +53,11 @@ def of_model(rows: pd.DataFrame, model: str) -> pd.DataFrame:
     return rows[rows["model_version"].map(model_of) == model]
 
 
+def random_sample(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the random sample: the only ones that measure accuracy."""
+    return rows[rows["group"] == RANDOM]
+
+
 def as_arrays(rows: pd.DataFrame, class_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     index = {name: position for position, name in enumerate(class_names)}
     labels = rows["label"].map(index).to_numpy(dtype=int)
@@ -73,7 +78,7 @@ def calibration_by_chance(confidence: np.ndarray, seed: int = 0) -> float:
 def model_figures(rows: pd.DataFrame, model: str, class_names: tuple[str, ...]) -> ModelFigures:
     """The figures of `model` from the record of labels (every model's rows)."""
     mine = of_model(rows, model)
-    labels, answers, confidence = as_arrays(mine[mine["group"] == RANDOM], class_names)
+    labels, answers, confidence = as_arrays(random_sample(mine), class_names)
     right = labels == answers
     per_class = []
     for index, name in enumerate(class_names):
@@ -113,8 +118,7 @@ def models_newest_first(rows: pd.DataFrame) -> list[str]:
 def in_window(rows: pd.DataFrame, model: str, days: int) -> pd.DataFrame:
     """`model`'s random-sample rows answered in the `days` days up to its latest labelled answer. Counting back
     from the record's own latest answer, not from today, keeps the verdict a function of the record alone."""
-    sample = of_model(rows, model)
-    sample = sample[sample["group"] == RANDOM]
+    sample = random_sample(of_model(rows, model))
     if sample.empty:
         return sample
     times = pd.to_datetime(sample["answered_at"], utc=True, format="ISO8601")
@@ -123,7 +127,7 @@ def in_window(rows: pd.DataFrame, model: str, days: int) -> pd.DataFrame:
 
 def daily_trend(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model and day answered: random-sample labels, accuracy and its 95% interval."""
-    sample = rows[rows["group"] == RANDOM].copy()
+    sample = random_sample(rows).copy()
     sample["model"] = sample["model_version"].map(model_of)
     sample["day"] = sample["answered_at"].str[:10]
     sample["right"] = sample["label"] == sample["predicted"]

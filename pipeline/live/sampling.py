@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.live.record import LEAST_CONFIDENT, RANDOM, UNFAMILIAR
-from pipeline.serving.captures import captured_chunks, read_for_labellers, readable
+from pipeline.serving.captures import captured_chunks, for_labellers, readable
 
 LEDGER = "sampled.jsonl"
 SHEET_FILE = "labels.csv"
@@ -65,7 +65,7 @@ def read_answered(chunks: list[Path]) -> Answered:
             for name, values in parts.items():
                 values.append(arrays[name])
             pictures += [picture_name(chunk, index) for index in range(len(arrays["images"]))]
-        kept += read_for_labellers(chunk)
+            kept += for_labellers(arrays)
     stacked = {name: np.concatenate(values) for name, values in parts.items()}
     return Answered(pictures, **stacked, thumbnails=[k[0] for k in kept], uploaded_as=[k[1] for k in kept])
 

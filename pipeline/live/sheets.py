@@ -22,7 +22,17 @@ import pandas as pd
 from pipeline.accept.labelling import Captured, write_labelling_sheet
 from pipeline.files import atomic_path
 from pipeline.live.record import ANSWER_COLUMNS
-from pipeline.live.sampling import Answered, draw_key, pick, read_answered, record_sampled, record_written, sent_before
+from pipeline.live.sampling import (
+    SHEET_FILE,
+    Answered,
+    draw_key,
+    pick,
+    read_answered,
+    record_sampled,
+    record_written,
+    sent_before,
+    unsampled_chunks,
+)
 
 ANSWERS_FILE = "answers.csv"
 
@@ -41,6 +51,27 @@ class Picked:
 class WrittenSheet:
     folder: Path | None  # None when nothing was picked
     groups: Counter  # pictures per group
+
+    def described(self) -> str:
+        groups = ", ".join(f"{count} {group}" for group, count in self.groups.items())
+        return f"{sum(self.groups.values())} pictures to label ({groups}) in {self.folder / SHEET_FILE}"
+
+
+@dataclass(frozen=True)
+class NewTraffic:
+    chunks: list[Path]  # the chunks sampled (none: no new traffic)
+    unreadable: list[Path]  # left out: damaged, or copied in half
+    sheet: WrittenSheet | None  # None without chunks
+
+
+def sheet_of_new_traffic(
+    traffic: Path, sheets: Path, params, class_names: tuple[str, ...], include_today: bool
+) -> NewTraffic:
+    """A sheet of the chunks no sheet has sampled: of the closed days (UTC), and today's so far if `include_today`."""
+    today = None if include_today else f"{datetime.now(UTC):%Y-%m-%d}"
+    chunks, unreadable = unsampled_chunks(traffic, sheets, before_day=today)
+    sheet = write_live_sheet(chunks, params, class_names, sheets) if chunks else None
+    return NewTraffic(chunks, unreadable, sheet)
 
 
 def by_day(chunks: list[Path]) -> dict[str, list[Path]]:

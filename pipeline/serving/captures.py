@@ -116,7 +116,12 @@ def write_chunk(path: Path, captures: list[Capture]) -> None:
 def read_for_labellers(chunk: Path) -> list[tuple[bytes, str]]:
     """Each captured picture's thumbnail (PNG bytes) and the name it was uploaded under, in the chunk's order."""
     with np.load(chunk, allow_pickle=False) as arrays:
-        blob, offsets, names = arrays["thumbnails"], arrays["thumbnail_offsets"], arrays["files"]
+        return for_labellers(arrays)
+
+
+def for_labellers(arrays) -> list[tuple[bytes, str]]:
+    """read_for_labellers on a chunk already open (np.load's arrays)."""
+    blob, offsets, names = arrays["thumbnails"], arrays["thumbnail_offsets"], arrays["files"]
     return [
         (blob[start:end].tobytes(), str(name))
         for start, end, name in zip(offsets[:-1], offsets[1:], names, strict=True)

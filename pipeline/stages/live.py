@@ -21,8 +21,15 @@ from pipeline.files import atomic_path
 from pipeline.lineage import git_revision
 from pipeline.live.page import model_section, render_page, trend_png, wrong_answers
 from pipeline.live.params import LiveParams
-from pipeline.live.performance import daily_trend, in_window, model_figures, models_newest_first, of_model
-from pipeline.live.record import RANDOM, check_record, read_labels
+from pipeline.live.performance import (
+    daily_trend,
+    in_window,
+    model_figures,
+    models_newest_first,
+    of_model,
+    random_sample,
+)
+from pipeline.live.record import check_record, read_labels
 from pipeline.live.statistics import judge
 from pipeline.model.unfamiliarity import file_md5
 from pipeline.model.version import model_of, version_of_files
@@ -97,11 +104,9 @@ def model_sections(rows: pd.DataFrame, in_use: str, known: dict, class_names, sh
     return sections
 
 
-def write_page(arguments, rows: pd.DataFrame, in_use: str, known: dict, verdict, record: dict, params) -> None:
-    class_names = dataset_spec(read_section("ingest", arguments.params)["dataset"]).class_names
+def write_page(arguments, rows: pd.DataFrame, in_use: str, known: dict, verdict, record: dict, params, class_names):
     sections = model_sections(rows, model_of(in_use), known, class_names, arguments.sheets)
-    sample = of_model(rows, model_of(in_use))
-    sample = sample[sample["group"] == RANDOM]
+    sample = random_sample(of_model(rows, model_of(in_use)))
     evidently = evidently_report(sample, arguments.predictions, arguments.out / "evidently.html")
     trend = daily_trend(rows)
     with atomic_path(arguments.out / "index.html") as staging:
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             "params": {"live": {key: live_params[key] for key in STAGE_KEYS}},
         }
         arguments.out.mkdir(parents=True, exist_ok=True)
-        write_page(arguments, rows, in_use, known, verdict, record, params)
+        write_page(arguments, rows, in_use, known, verdict, record, params, class_names)
         summary = {"version_in_use": in_use, **asdict(verdict), "still_needed": verdict.still_needed}
         summary.update(window_days=params.window_days, lineage=record)
         for name, content in ((TEST_FIGURES, known), (SUMMARY, summary)):
