@@ -18,7 +18,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: pipeline test bench setup gpu system-packages node test-system-packages
 
+# With a team's DVC remote configured (docs/team.md), what it has for this commit is pulled first, so a stage
+# reruns only where this clone differs; without one, everything is built here.
 pipeline: setup
+	fashion-team pull --if-configured
 	dvc repro
 
 test: setup test-system-packages

@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 import yaml
 
+from pipeline.team.registry import committed_outputs
+
 # DVC's invitation to its support chat after an unexpected error: not part of what went wrong.
 DVC_FOOTER = "Having any troubles?"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -37,16 +39,6 @@ def pipeline_stages(workspace: Path) -> list[str]:
     """The stages in the order dvc.yaml lists them (which is also an order their dependencies allow)."""
     definition = yaml.safe_load((workspace / "dvc.yaml").read_text())
     return list(definition["stages"])
-
-
-def committed_outputs(workspace: Path) -> list[str]:
-    """The outputs of dvc.yaml that git carries instead of the DVC cache (`cache: false`): metrics and plot data."""
-    committed = []
-    for stage in yaml.safe_load((workspace / "dvc.yaml").read_text())["stages"].values():
-        for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
-            if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False:
-                committed.append(next(iter(entry)))
-    return committed
 
 
 def dvc_command(*arguments: str) -> list[str]:

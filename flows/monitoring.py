@@ -19,12 +19,13 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.artifacts import DRIFT_CHECKS, MODEL, POOL, PREPARED_POOL_RECORD
+from flows.artifacts import DRIFT_CHECKS, DRIFT_HISTORY, MODEL, POOL, PREPARED_POOL_RECORD
 from flows.command_line import add_workspace_options, one_line_failures, run_flow_command
 from flows.drift_artifact import publish_drift
 from flows.dvc_stages import run_streaming
 from flows.live_accuracy import judge_live, live_next_step, publish_live, sample_traffic
 from flows.promotion import refused_batches
+from flows.sharing import commit_records, share_results
 from flows.training import run_stage, training_pipeline
 from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
 from pipeline.accept.labelling import SHEET
@@ -283,6 +284,8 @@ def drift_monitor(
         if live is not None:
             publish_live(str(root), live, summary["live"]["decision"])
         run_stage(INDEX_STAGE, str(root))  # the index shows the latest check, what followed it, and the verdicts
+        commit_records(str(root), [str(DRIFT_HISTORY)], f"Drift monitor: {summary['verdict']} ({flow_run.name})")
+        share_results(str(root))  # before any retraining, which shares what it changes itself
         if (summary["confirmed"] or worse_live) and retrain and unseen:
             retrain_on(root, summary, unseen)
     summary["flow_run_id"] = str(flow_run.id)

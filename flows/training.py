@@ -22,7 +22,16 @@ from flows.command_line import add_workspace_options, one_line_failures, run_flo
 from flows.dvc_stages import StageRun, has_commit, pipeline_stages, reproduce_stage
 from flows.isolated_run import RUN_REPORTS, isolated_run
 from flows.overrides import parse_assignment
-from flows.promotion import drop_refused_experiments, gate, model_changed, model_in_use, promote, publish_decision
+from flows.promotion import (
+    decision_line,
+    drop_refused_experiments,
+    gate,
+    model_changed,
+    model_in_use,
+    promote,
+    publish_decision,
+)
+from flows.sharing import commit_records, register_model_in_use, share_results
 from flows.summary import metrics_table, read_metrics, summary_markdown
 from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
 from pipeline.data.pool import read_pool_record
@@ -105,8 +114,13 @@ def candidate_run(
         if decision.promoted:
             promote(str(root), names["candidate"], names["champion"])
         publish_decision(decision, names, batches, reports / "promotion.json")
+        if decision.promoted:
+            register_model_in_use(str(root), decision_line(decision, experiment), [str(reports / "promotion.json")])
+        else:
+            commit_records(str(root), [str(reports / "promotion.json")], f"Refused candidate {experiment}")
         keep = load_params(PromoteParams, root / "params.yaml").keep_refused_experiments
         drop_refused_experiments(root, keep, logger.info)
+        share_results(str(root))
     return CandidateRun(stage_runs, current, decision)
 
 
@@ -136,6 +150,9 @@ def training_pipeline(
             previous = read_metrics(root)
             stage_runs = run_stages(root)
             publish_reports(str(root / "reports"), read_metrics(root), stage_runs, previous, None)
+            if has_commit(root) and model_in_use(root) is not None:
+                register_model_in_use(str(root), "the first model: there was none in use to compare it with", [])
+                share_results(str(root))
             return stage_runs
         if not has_commit(root):
             raise PipelineError(f"{root}: a run beside the model in use is a DVC experiment, which needs a git commit")

@@ -27,6 +27,7 @@ from pipeline.data.preprocessing import load_prepared
 from pipeline.errors import PipelineError
 from pipeline.params import load_params, read_section
 from pipeline.pictures.options import INVERT_CHOICES
+from pipeline.team.remote import RemoteFailed, default_remote, push
 from pipeline.workspace_slot import workspace_slot
 
 
@@ -50,6 +51,20 @@ def configure(parser) -> None:
         "--no-crop", dest="crop", action="store_false", default=None, help="pictures are already cropped to the item"
     )
     parser.add_argument("--wait-minutes", type=float, help="for a busy workspace (default: accept.wait_minutes)")
+
+
+def share_pool(root: Path, say) -> None:
+    """Push the accepted batches to the team's DVC remote, when one is configured. The batch is accepted either way:
+    a failed push is said in one line, and the next push (a flow's, `fashion-team push`) sends it."""
+    remote = default_remote(root)
+    if remote is None:
+        return
+    try:
+        push(root, remote)
+    except RemoteFailed as error:
+        say(f"warning: accepted here but not pushed: {error}")
+        return
+    say(f"pushed the pool to {remote}; commit its .dvc files for the team to see them")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                 except PipelineError as error:
                     # Each batch is decided on its own: one rejected leaves the others' decisions standing.
                     rejections.append(f"{folder.resolve().name}: {error}")
+        if len(rejections) < len(arguments.batches):
+            share_pool(dvc_root(arguments.pool), say)
         for line in rejections[:-1]:
             print(f"accept: error: {line}", file=sys.stderr)
         if rejections:

@@ -12,7 +12,7 @@ starting each stage's process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +23,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from pipeline.data.datasets import FILE_NAMES
 from pipeline.data.idx import read_idx
 from tests.support.data import write_dataset
+from tests.support.storage import WebDavServer, webdav_server
 from tests.support.training import FAST_REAL_TRAIN
 from tests.support.workspaces import copy_workspace, scratch_workspace
 
@@ -91,6 +92,13 @@ def small_workspace(prefect_backend, new_small_workspace) -> FirstRun:
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
     return FirstRun(root, state, flow_run)
+
+
+@pytest.fixture(scope="session")
+def team_storage(tmp_path_factory) -> Iterator[WebDavServer]:
+    """One WebDAV server on loopback for the session, a store per test (`team_storage.new_store(name)`)."""
+    with webdav_server(tmp_path_factory.mktemp("webdav")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from flows.dvc_stages import committed_outputs
+from pipeline.team.registry import committed_outputs
+from flows.artifacts import DRIFT_HISTORY
 from tests.support.data import set_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,8 @@ def scratch_workspace(root: Path, params: dict | None = None) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO_ROOT / name, root / name)
     (root / "dvc.lock").unlink(missing_ok=True)
-    for output in committed_outputs(REPO_ROOT):  # main's record of its own run, not this workspace's
+    # main's record of its own runs and drift checks, not this workspace's
+    for output in [*committed_outputs(REPO_ROOT), str(DRIFT_HISTORY)]:
         (root / output).unlink(missing_ok=True)
     # Installed packages are not part of a clone; the validate stage reads the Data Docs' web assets from here.
     (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")

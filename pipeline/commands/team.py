@@ -1,0 +1,86 @@
+"""`fashion-team`: the team's DVC remote and model registry (pipeline/team/, docs/team.md).
+
+    fashion-team pull [--if-configured]  fetch everything the pipeline and the pool track from the default DVC
+                                         remote (`make pipeline` runs it before `dvc repro`)
+    fashion-team push                    send the DVC remote what it lacks, then push the branch and the
+                                         registry's tags to the git remote
+    fashion-team rollback [--to VERSION] put the version in use before this one (or VERSION) back in use:
+                                         params, model and reports, registered as a new assignment to prod
+
+Every failure is one line naming the remote or the file, with a non-zero exit; nothing local is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from pipeline.cli import run_command
+from pipeline.errors import PipelineError
+from pipeline.team.publish import publish
+from pipeline.team.registry import roll_back
+from pipeline.team.remote import RemoteFailed, default_remote, pull
+from pipeline.workspace_slot import workspace_slot
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    pulling = actions.add_parser("pull", help="fetch what the default DVC remote has for this commit")
+    pulling.add_argument(
+        "--if-configured", action="store_true", help="with no default remote, say so and succeed (make pipeline)"
+    )
+    actions.add_parser("push", help="push to the DVC remote, then the branch and the registry's tags to git")
+    rolling = actions.add_parser("rollback", help="put the previous registered model version back in use")
+    rolling.add_argument("--to", metavar="VERSION", help="the version to put back, e.g. v0.0.1 (gto show model)")
+    rolling.add_argument(
+        "--wait-minutes", type=float, default=60.0, help="wait this long for a run holding the workspace"
+    )
+
+
+def pull_from_remote(root: Path, if_configured: bool, say) -> None:
+    remote = default_remote(root)
+    if remote is None:
+        if if_configured:
+            say("no DVC remote configured: the pipeline builds everything here (docs/team.md sets one up)")
+            return
+        raise RemoteFailed(f"{root}: no default DVC remote: add one with `dvc remote add -d <name> <url>`")
+    started = time.monotonic()
+    pull(root, remote)
+    say(f"pulled from {remote} in {time.monotonic() - started:.1f} s")
+
+
+def rollback(root: Path, version: str | None, wait_minutes: float, say) -> None:
+    def pull_missing() -> None:
+        remote = default_remote(root)
+        if remote is None:
+            raise RemoteFailed("not in the DVC cache, and there is no DVC remote to pull it from")
+        pull(root, remote)
+
+    with workspace_slot(root, "fashion-team rollback", wait_minutes, say):
+        restored, replaced = roll_back(root, version, pull_missing)
+    say(f"the model in use is {restored} again, in place of {replaced} (gto show model); a running fashion-serve swaps")
+    try:
+        publish(root, say)
+    except PipelineError as error:
+        raise PipelineError(f"rolled back here, but not pushed (the next push sends it): {error}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    def say(line: str) -> None:
+        print(f"team: {line}", flush=True)
+
+    def work(arguments: argparse.Namespace) -> None:
+        root = Path.cwd()
+        if arguments.action == "pull":
+            pull_from_remote(root, arguments.if_configured, say)
+        elif arguments.action == "push":
+            publish(root, say)
+        else:
+            rollback(root, arguments.to, arguments.wait_minutes, say)
+
+    run_command("team", configure, work, argv)
+
+
+if __name__ == "__main__":
+    main()
