@@ -123,7 +123,8 @@ def roll_back(root: Path, version: str | None, pull_missing) -> tuple[str, str]:
     target, in_use = rollback_target(root, version)
     if current_branch(root) is None:
         raise RegistryError(f"{root}: HEAD is detached: check out the branch the versions are registered on")
-    paths = [path for path in state_files(root) if path in git(root, "ls-tree", "-r", "--name-only", target.commit)]
+    in_version = set(git(root, "ls-tree", "-r", "--name-only", target.commit).splitlines())
+    paths = [path for path in state_files(root) if path in in_version]
     edited = uncommitted(root, paths)
     if edited:
         raise RegistryError(f"{edited[0]} has uncommitted changes: commit or stash them before rolling back")

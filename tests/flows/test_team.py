@@ -117,7 +117,7 @@ def test_promotions_are_registered_versions_and_rollback_brings_the_previous_bac
     assert run(["git", "status", "--porcelain", "--", *state_files(root)], root).stdout == ""
     assert run(["git", "ls-files", "reports/runs/*/promotion.json"], root).stdout.count("promotion.json") == 2
     assert "model@v0.0.3" in run(["git", "ls-remote", "--tags", "origin"], root).stdout
-    assert "up to date" in run(["dvc", "status", "--cloud", "dvc.yaml"], root).stdout.lower()
+    assert "in sync" in run(["dvc", "status", "--cloud", "dvc.yaml"], root).stdout
 
     rolled = team(root, "rollback")
     assert rolled.returncode == 0, rolled.stderr
@@ -194,7 +194,8 @@ def test_a_remote_missing_an_object_is_named_and_the_clone_keeps_what_it_has(pus
     before = fingerprint(clone)
     line = one_error_line(team(clone, "pull"))
     assert "lacks 1 object(s)" in line and "fashion-team push" in line, line
-    assert fingerprint(clone) == before
+    after = fingerprint(clone)  # what the remote had is checked out; nothing that was there changed
+    assert {name: after[name] for name in before} == before
 
 
 def test_a_clone_without_the_registry_tags_says_how_to_fetch_them(pushed_workspace, tmp_path):
@@ -219,4 +220,4 @@ def test_fashion_accept_pushes_the_accepted_batch(pushed_workspace):
     accepted = run([sys.executable, "-m", "pipeline.commands.accept", "data/incoming/shared-batch"], root)
     assert "accept: pushed the pool to DVC remote 'team'" in accepted.stdout, accepted.stdout
     cloud = run(["dvc", "status", "--cloud", "data/pool/shared-batch.dvc"], root).stdout
-    assert "up to date" in cloud.lower(), cloud
+    assert "in sync" in cloud, cloud

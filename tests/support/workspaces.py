@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.team.registry import committed_outputs
 from flows.artifacts import DRIFT_HISTORY
+from pipeline.team.registry import committed_outputs
 from tests.support.data import set_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
