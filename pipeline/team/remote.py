@@ -49,7 +49,10 @@ def dvc_reason(result: subprocess.CompletedProcess) -> str:
     lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")] or lines or [f"exit code {result.returncode}"]
     reason = errors[0].removeprefix("ERROR:").strip().removeprefix("unexpected error - ")
-    return reason.split(": Client error")[0]  # an HTTP status is said twice
+    reason = reason.split(": Client error")[0]  # an HTTP status is said twice
+    parts = reason.split(": ")
+    # An OS error is said twice too: "[Errno 111] Connection refused: [Errno 111] Connection refused".
+    return ": ".join(part for index, part in enumerate(parts) if index == 0 or part != parts[index - 1])
 
 
 def default_remote(root: Path) -> Remote | None:
