@@ -284,7 +284,8 @@ def drift_monitor(
         if live is not None:
             publish_live(str(root), live, summary["live"]["decision"])
         run_stage(INDEX_STAGE, str(root))  # the index shows the latest check, what followed it, and the verdicts
-        commit_records(str(root), [str(DRIFT_HISTORY)], f"Drift monitor: {summary['verdict']} ({flow_run.name})")
+        message = f"Drift monitor: {summary['verdict']} ({flow_run.name})"
+        commit_records(str(root), [str(DRIFT_HISTORY)], message, with_lock=True)
         share_results(str(root))  # before any retraining, which shares what it changes itself
         if (summary["confirmed"] or worse_live) and retrain and unseen:
             retrain_on(root, summary, unseen)

@@ -2,9 +2,9 @@
 
 The candidate trains in an isolated run (flows/isolated_run.py) saved as a DVC experiment; promoting saves the
 model in use as an experiment first and then applies the candidate's (flows/apply_experiment.py): params.yaml,
-dvc.lock, the model and every report become the candidate's, and `python -m flows.apply_experiment <champion
-experiment>` brings the previous ones back. A refused candidate changes nothing in the workspace; its experiment
-and reports stay for a person to look at (reports/runs/<experiment>/) or apply anyway.
+dvc.lock, the model and every report become the candidate's, registered as the next version (flows/sharing.py),
+and `fashion-team rollback` brings the previous ones back. A refused candidate changes nothing in the workspace;
+its experiment and reports stay for a person to look at (reports/runs/<experiment>/) or apply anyway.
 """
 
 from __future__ import annotations
@@ -104,10 +104,15 @@ def adopt_drift_checks(workspace: Path, candidate_reports: Path) -> None:
     """The drift checks the candidate's DVC drift stage made (kept with its reports) join the workspace's, so the
     promoted drift page and index link checks that are there."""
     ours, theirs = workspace / DRIFT_CHECKS, candidate_reports / "drift" / "checks"
+    # Applying the candidate brought its history (git carries it) but not the folders of its checks.
     known = {entry["id"] for entry in read_history(ours)}
     for entry in read_history(theirs):
-        if entry["id"] not in known and (theirs / entry["id"]).is_dir():
-            shutil.copytree(theirs / entry["id"], ours / entry["id"])
+        source, target = theirs / entry["id"], ours / entry["id"]
+        if not source.is_dir():
+            continue
+        if not target.exists():
+            shutil.copytree(source, target)
+        if entry["id"] not in known:
             append_check(ours, entry)
 
 
@@ -139,7 +144,7 @@ def publish_decision(decision: Decision, names: dict[str, str], batches: list[st
     line = decision_line(decision, names["candidate"])
     get_run_logger().info(line)
     if decision.promoted:
-        kept = f"The previous model is experiment `{names['champion']}` ({APPLY} {names['champion']}` restores it)."
+        kept = f"The previous model is experiment `{names['champion']}`; `fashion-team rollback` restores it."
     else:
         kept = f"{APPLY} {names['candidate']}` uses the candidate anyway."
     create_markdown_artifact(

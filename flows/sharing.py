@@ -14,9 +14,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import DRIFT_HISTORY
 from pipeline.errors import PipelineError
-from pipeline.team.git import commit_files
+from pipeline.team.git import commit_files, current_branch
 from pipeline.team.publish import publish
-from pipeline.team.registry import register_in_use, state_files
+from pipeline.team.registry import committed_outputs, register_in_use, state_files
 
 
 def relative(root: Path, path: Path) -> str:
@@ -42,13 +42,21 @@ def register_model_in_use(workspace: str, note: str, records: list[str]) -> str 
 
 
 @task(cache_policy=NO_CACHE)
-def commit_records(workspace: str, records: list[str], message: str) -> bool:
-    """Commit the records a run wrote (a drift check's history line, a refused candidate's decision)."""
-    root = Path(workspace)
+def commit_records(workspace: str, records: list[str], message: str, with_lock: bool = False) -> bool:
+    """Commit the records a run wrote (a drift check's history line, a refused candidate's decision); `with_lock`:
+    with dvc.lock and the outputs git carries, for a run that reran stages in the workspace (the monitor's
+    live and report_index), so that the commit's lock matches its records and a clone reruns nothing."""
+    root, logger = Path(workspace), get_run_logger()
+    if current_branch(root) is None:
+        logger.warning("records not committed (they stay in the workspace): HEAD is detached")
+        return False
+    paths = [relative(root, root / record) for record in records]
+    if with_lock:
+        paths += ["dvc.lock", *committed_outputs(root)]
     try:
-        return commit_files(root, [relative(root, root / record) for record in records], message)
+        return commit_files(root, paths, message)
     except PipelineError as error:
-        get_run_logger().warning("records not committed (they stay in the workspace): %s", error)
+        logger.warning("records not committed (they stay in the workspace): %s", error)
         return False
 
 

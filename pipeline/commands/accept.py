@@ -56,10 +56,10 @@ def configure(parser) -> None:
 def share_pool(root: Path, say) -> None:
     """Push the accepted batches to the team's DVC remote, when one is configured. The batch is accepted either way:
     a failed push is said in one line, and the next push (a flow's, `fashion-team push`) sends it."""
-    remote = default_remote(root)
-    if remote is None:
-        return
     try:
+        remote = default_remote(root)
+        if remote is None:
+            return
         push(root, remote)
     except RemoteFailed as error:
         say(f"warning: accepted here but not pushed: {error}")

@@ -25,6 +25,9 @@ from pipeline.workspace_slot import workspace_slot
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait-minutes", type=float, default=60.0, help="wait this long for a run holding the workspace"
+    )
     actions = parser.add_subparsers(dest="action", required=True)
     pulling = actions.add_parser("pull", help="fetch what the default DVC remote has for this commit")
     pulling.add_argument(
@@ -33,9 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions.add_parser("push", help="push to the DVC remote, then the branch and the registry's tags to git")
     rolling = actions.add_parser("rollback", help="put the previous registered model version back in use")
     rolling.add_argument("--to", metavar="VERSION", help="the version to put back, e.g. v0.0.1 (gto show model)")
-    rolling.add_argument(
-        "--wait-minutes", type=float, default=60.0, help="wait this long for a run holding the workspace"
-    )
 
 
 def pull_from_remote(root: Path, if_configured: bool, say) -> None:
@@ -72,12 +72,15 @@ def main(argv: list[str] | None = None) -> None:
 
     def work(arguments: argparse.Namespace) -> None:
         root = Path.cwd()
-        if arguments.action == "pull":
-            pull_from_remote(root, arguments.if_configured, say)
-        elif arguments.action == "push":
-            publish(root, say)
-        else:
+        if arguments.action == "rollback":
             rollback(root, arguments.to, arguments.wait_minutes, say)
+            return
+        # Not while a flow run changes the workspace: DVC would refuse (its lock), or check out under the run.
+        with workspace_slot(root, f"fashion-team {arguments.action}", arguments.wait_minutes, say):
+            if arguments.action == "pull":
+                pull_from_remote(root, arguments.if_configured, say)
+            else:
+                publish(root, say)
 
     run_command("team", configure, work, argv)
 

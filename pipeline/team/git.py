@@ -6,6 +6,7 @@ stays as it was. When the repository names nobody (no user.name or user.email), 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -22,9 +23,18 @@ class GitFailed(PipelineError):
 def git(root: Path, *arguments: str, environment: dict[str, str] | None = None) -> str:
     result = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, env=environment)
     if result.returncode != 0:
-        lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        raise GitFailed(f"git {arguments[0]}: {lines[-1] if lines else f'exit code {result.returncode}'}")
+        raise GitFailed(f"git {arguments[0]}: {git_reason(result)}")
     return result.stdout.strip()
+
+
+def git_reason(result: subprocess.CompletedProcess) -> str:
+    """Git's own reason: a refused ref (`! [rejected] …`) or its `error:`/`fatal:` line, never its hints."""
+    lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("hint:")]
+    refused = [line for line in lines if line.startswith("! ")]
+    errors = [line for line in lines if line.startswith(("error:", "fatal:"))]
+    chosen = refused[:1] or errors[:1] or lines[-1:]
+    return chosen[0] if chosen else f"exit code {result.returncode}"
 
 
 def git_succeeds(root: Path, *arguments: str) -> bool:
@@ -77,11 +87,27 @@ def push_remote(root: Path) -> str | None:
     return "origin" if "origin" in git(root, "remote").split() else None
 
 
-def push_branch(root: Path) -> str | None:
-    """Push the branch and the registry's tags on its commits (`--follow-tags`); returns the remote, None when the
-    repository has none. A rejected push (another clone pushed first) raises GitFailed with git's line."""
+def fetch_tags(root: Path) -> None:
+    """The registry's tags other clones pushed, so that a new version number is one nobody has used. Offline, the
+    local tags have to do: a clash then fails the push of the tag, loudly."""
+    remote = push_remote(root)
+    if remote is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # an unanswering host must not hold up a promotion
+            subprocess.run(["git", "fetch", "--quiet", "--tags", remote], cwd=root, capture_output=True, timeout=60)
+
+
+def push_branch(root: Path, tag_patterns: tuple[str, ...]) -> str:
+    """Push the branch, then the tags matching `tag_patterns` by name, so that a tag another clone pushed with
+    the same name and another commit is refused rather than skipped. Returns where it went, or why nothing went.
+    A refused push (another clone pushed first) raises GitFailed with git's line and the remote's name."""
     remote, branch = push_remote(root), current_branch(root)
-    if remote is None or branch is None:
-        return None
-    git(root, "push", "--quiet", "--follow-tags", remote, f"HEAD:refs/heads/{branch}")
-    return remote
+    if remote is None:
+        return "git: not pushed, the repository has no git remote"
+    if branch is None:
+        return "git: not pushed, HEAD is detached (no branch to push)"
+    try:
+        git(root, "push", "--quiet", remote, f"HEAD:refs/heads/{branch}")
+        git(root, "push", "--quiet", remote, *(f"refs/tags/{pattern}:refs/tags/{pattern}" for pattern in tag_patterns))
+    except GitFailed as error:
+        raise GitFailed(f"git remote '{remote}': {error}") from None
+    return f"pushed the branch {branch} and the registry's tags to git remote '{remote}'"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.team.git import push_branch
+from pipeline.team.registry import TAG_PATTERNS, version_commits
 from pipeline.team.remote import default_remote, push
 
 
@@ -17,9 +18,9 @@ def publish(root: Path, say: Callable[[str], None]) -> None:
     """Push to the default DVC remote and the branch's git remote, those that are configured. Raises RemoteFailed or
     GitFailed (one line) on the first that fails; what was not pushed is pushed by the next publish."""
     remote = default_remote(root)
-    if remote is not None:
-        push(root, remote)
-        say(f"pushed the pipeline's data and the pool to {remote}")
-    pushed_to = push_branch(root)
-    if pushed_to is not None:
-        say(f"pushed the branch and the registry's tags to git remote '{pushed_to}'")
+    if remote is None:
+        say("DVC: not pushed, there is no default DVC remote (docs/team.md)")
+    else:
+        push(root, remote, version_commits(root))
+        say(f"pushed the pipeline's data, the pool and every registered version's outputs to {remote}")
+    say(push_branch(root, TAG_PATTERNS))

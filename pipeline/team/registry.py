@@ -1,11 +1,11 @@
 """The registry of model versions, the DVC way: dvc.yaml's `artifacts: model` entry and GTO's git tags.
 
-Each promotion commits the state that became the model in use (params.yaml, dvc.lock, the outputs git carries and
-the gate's record) and registers that commit: `model@vX.Y.Z` (a new version, the gate's decision as its message)
-and `model#prod#N` (the stage assignment). So `gto show` names the version in use, `gto history model` lists when
-and why each was, and `dvc artifacts get <repo> model@vX.Y.Z` fetches any from the remote. A rollback puts an
-earlier version's params, dvc.lock and outputs back (DVC checks out the model and reports), commits that, and
-assigns the version to prod again.
+Each promotion commits the state that became the model in use (params.yaml, dvc.lock, the outputs git carries, the
+gate's record, the pool's .dvc files) and registers that commit: `model@vX.Y.Z` (a new version, the gate's decision
+as its message) and `model#prod#N` (the stage assignment). So `gto show` names the version in use, `gto history
+model` lists when and why each was, and `dvc artifacts get <repo> model --rev vX.Y.Z` fetches any from the remote.
+A rollback puts an earlier version's params, dvc.lock and outputs back (DVC checks out the model and reports),
+commits that, and assigns the version to prod again.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import PipelineError
-from pipeline.team.git import commit_files, current_branch, git, identity_environment, uncommitted
+from pipeline.team.git import commit_files, current_branch, fetch_tags, git, identity_environment, uncommitted
 from pipeline.team.remote import dvc, dvc_reason
 
 ARTIFACT = "model"  # the name under dvc.yaml's artifacts:
 STAGE = "prod"  # the stage of the version in use
+TAG_PATTERNS = (f"{ARTIFACT}@*", f"{ARTIFACT}#*")  # GTO's version and stage-assignment tags
+POOL_RECORDS = "data/pool"  # its .dvc files and .gitignore: the accepted batches a version trained on
 
 
 class RegistryError(PipelineError):
@@ -51,6 +53,12 @@ def state_files(root: Path) -> list[str]:
     return ["params.yaml", "dvc.lock", *committed_outputs(root)]
 
 
+def pool_records(root: Path) -> list[str]:
+    """The pool's .dvc files and .gitignore: committed with a version, since its preprocess stage read them."""
+    pool = root / POOL_RECORDS
+    return sorted(str(path.relative_to(root)) for path in [*pool.glob("*.dvc"), pool / ".gitignore"] if path.exists())
+
+
 def gto(root: Path, *arguments: str) -> str:
     command = [sys.executable, "-m", "gto.cli", *arguments]
     result = subprocess.run(command, cwd=root, capture_output=True, text=True, env=identity_environment(root))
@@ -76,6 +84,11 @@ def assignments(root: Path) -> list[Assignment]:
     return sorted(found, key=lambda assignment: assignment.number)
 
 
+def version_commits(root: Path) -> list[str]:
+    """The commit of every registered version."""
+    return sorted(set(tag_commits(root, f"{ARTIFACT}@v*").values()))
+
+
 def version_in_use(root: Path) -> str | None:
     found = assignments(root)
     return found[-1].version if found else None
@@ -87,7 +100,8 @@ def register_in_use(root: Path, paths: list[str], message: str, note: str) -> st
     where a commit would belong to no branch."""
     if current_branch(root) is None:
         return None
-    commit_files(root, paths, message)
+    commit_files(root, [*paths, *pool_records(root)], message)
+    fetch_tags(root)
     output = gto(root, "register", ARTIFACT, "HEAD", "--message", note)
     version = output.split(f"'{ARTIFACT}@", 1)[1].split("'", 1)[0]
     gto(root, "assign", ARTIFACT, "--version", version, "--stage", STAGE, "--message", note)
@@ -131,8 +145,19 @@ def roll_back(root: Path, version: str | None, pull_missing) -> tuple[str, str]:
     git(root, "checkout", target.commit, "--", *paths)
     check_out_outputs(root, paths, target.version, pull_missing)
     note = f"rolled back from {in_use}"
-    commit_files(root, paths, f"Roll the model in use back to {target.version} ({note})")
-    gto(root, "assign", ARTIFACT, "--version", target.version, "--stage", STAGE, "--message", note, "--force")
+    try:
+        commit_files(root, paths, f"Roll the model in use back to {target.version} ({note})")
+    except PipelineError:
+        git(root, "checkout", "HEAD", "--", *paths)  # the version in use comes back whole
+        dvc(root, "checkout", "dvc.yaml")
+        raise
+    try:
+        gto(root, "assign", ARTIFACT, "--version", target.version, "--stage", STAGE, "--message", note, "--force")
+    except RegistryError as error:
+        raise RegistryError(
+            f"{target.version} is in use and committed, but not assigned to {STAGE} ({error}): "
+            f"`gto assign {ARTIFACT} --version {target.version} --stage {STAGE} --force` finishes it"
+        ) from None
     return target.version, in_use
 
 

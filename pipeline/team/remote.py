@@ -8,6 +8,7 @@ failure is one line naming the remote; nothing local is removed by a failed pull
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -61,18 +62,22 @@ def default_remote(root: Path) -> Remote | None:
     if named.returncode != 0 or not named.stdout.strip():
         return None
     name = named.stdout.strip()
-    for line in dvc(root, "remote", "list").stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == name:
-            return Remote(name, fields[1])
-    raise RemoteFailed(f".dvc/config: the default remote '{name}' is not defined (dvc remote list)")
+    url = dvc(root, "config", f"remote.{name}.url")  # config and config.local merged
+    if url.returncode != 0 or not url.stdout.strip():
+        raise RemoteFailed(f".dvc/config: the default remote '{name}' has no url: {dvc_reason(url)}")
+    return Remote(name, url.stdout.strip())
 
 
-def check_reachable(root: Path, remote: Remote) -> None:
-    """Fail with the real reason (refused connection, refused credentials, no such bucket) before a transfer."""
+def remote_exists(root: Path, remote: Remote) -> bool:
+    """Whether the remote's root exists (False: nothing was ever pushed there); fails with the real reason
+    (refused connection, refused credentials, no such bucket) when it cannot be reached."""
     listed = dvc(root, "ls-url", f"remote://{remote.name}/")
-    if listed.returncode != 0:
-        raise RemoteFailed(f"{remote}: {dvc_reason(listed)}")
+    if listed.returncode == 0:
+        return True
+    reason = dvc_reason(listed)
+    if "does not exist" in reason:
+        return False
+    raise RemoteFailed(f"{remote}: {reason}")
 
 
 def transfer_targets(root: Path) -> list[str]:
@@ -81,7 +86,8 @@ def transfer_targets(root: Path) -> list[str]:
 
 def pull(root: Path, remote: Remote) -> None:
     """Fetch and check out everything the pipeline and the pool track from `remote`."""
-    check_reachable(root, remote)
+    if not remote_exists(root, remote):
+        raise RemoteFailed(f"{remote} is empty: the clone that has the model pushes it with `fashion-team push`")
     result = dvc(root, "pull", *transfer_targets(root))
     if result.returncode == 0:
         return
@@ -94,9 +100,33 @@ def pull(root: Path, remote: Remote) -> None:
     raise RemoteFailed(f"{remote}: pull failed: {dvc_reason(result)}")
 
 
-def push(root: Path, remote: Remote) -> None:
-    """Send `remote` whatever of the pipeline and the pool it lacks; a push that failed before is completed."""
-    check_reachable(root, remote)
+def push(root: Path, remote: Remote, versions: list[str] = ()) -> None:
+    """Send `remote` whatever of the pipeline and the pool it lacks, and the pipeline's outputs at each commit of
+    `versions` (the registered versions): a version whose push failed when it was made goes with any later push."""
+    remote_exists(root, remote)  # a new remote's root is made by the push itself
     result = dvc(root, "push", *transfer_targets(root))
     if result.returncode != 0:
         raise RemoteFailed(f"{remote}: push failed, everything is kept locally: {dvc_reason(result)}")
+    if versions:
+        push_versions(root, remote, versions)
+
+
+def push_versions(root: Path, remote: Remote, versions: list[str]) -> None:
+    """The pipeline's outputs at each commit of `versions`, those the remote lacks (the local cache has them)."""
+    from dvc.config import ConfigError
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    logging.getLogger("dvc").setLevel(logging.ERROR)  # not a warning per commit DVC cannot read
+    with Repo(str(root)) as repo:
+        for commit in versions:
+            try:
+                repo.push(targets=[PIPELINE], revs=[commit], workspace=False, remote=remote.name)
+            except ConfigError:
+                # A version from before the remote was added: DVC reads that commit's .dvc/config with this clone's
+                # config.local, whose credentials then name a remote without a URL. It was pushed, if ever, as the
+                # workspace's outputs at the time.
+                continue
+            except DvcException as error:
+                reason = " ".join(str(error).split())
+                raise RemoteFailed(f"{remote}: push of the registered versions failed: {reason}") from None

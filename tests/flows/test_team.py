@@ -69,7 +69,10 @@ def test_a_second_clone_pulls_the_model_and_reruns_no_stage(copy_of_small_worksp
     commit_all(clone_a, "Use the team's remote")
     pushed = team(clone_a, "push")
     assert pushed.returncode == 0, pushed.stderr
-    assert "pushed the pipeline's data and the pool to DVC remote 'team'" in pushed.stdout
+    assert (
+        "pushed the pipeline's data, the pool and every registered version's outputs to DVC remote 'team'"
+        in pushed.stdout
+    )
 
     clone_b = tmp_path / "clone-b"
     run(["git", "clone", "-q", str(tmp_path / "origin.git"), str(clone_b)], tmp_path)
@@ -151,23 +154,56 @@ def pushed_workspace(copy_of_small_workspace, team_storage, tmp_path_factory):
 
 
 def test_an_unreachable_remote_is_one_line_and_changes_nothing(pushed_workspace):
-    root, _ = pushed_workspace
+    root, origin = pushed_workspace
     url = run(["dvc", "remote", "list"], root).stdout.split()[1]
-    before = fingerprint(root)
     try:
         run(["dvc", "remote", "modify", "team", "url", closed_port_url()], root)
-        expected = fingerprint(root)  # the URL is in .dvc/config, which the fingerprint does not cover
+        before = fingerprint(root)  # the URL is in .dvc/config, which the fingerprint does not cover
         for action in ("pull", "push"):
             line = one_error_line(team(root, action))
-            assert "DVC remote 'team' (webdav://127.0.0.1:" in line and "Connection refused" in line, line
-            assert fingerprint(root) == expected
-        # A flow run with the remote down still completes, saying why nothing was pushed.
+            assert "DVC remote 'team' (webdav://127.0.0.1:" in line and line.endswith("Connection refused"), line
+            assert fingerprint(root) == before
+        # A flow run with the remote down still completes; what it commits waits for the next push.
         summary = drift_monitor(workspace=str(root), traffic=str(root / "no-traffic"))
         assert summary["verdict"] == "no traffic"
     finally:
         run(["dvc", "remote", "modify", "team", "url", url], root)
-    assert fingerprint(root) == before
-    assert team(root, "push").returncode == 0  # and the next push completes
+    assert team(root, "push").returncode == 0
+    head = run(["git", "rev-parse", "HEAD"], root).stdout.split()[0]
+    assert head in run(["git", "ls-remote", str(origin)], root).stdout
+
+
+def test_a_first_push_makes_the_remote_and_an_empty_remote_is_named_on_pull(pushed_workspace, tmp_path):
+    root, _ = pushed_workspace
+    before = fingerprint(root)
+    # A folder that does not exist yet, as a new bucket prefix is: this clone's own default, in config.local.
+    run(["dvc", "remote", "add", "--local", "--default", "fresh", str(tmp_path / "new" / "store")], root)
+    try:
+        line = one_error_line(team(root, "pull"))
+        assert "DVC remote 'fresh'" in line and "is empty" in line and "fashion-team push" in line, line
+        assert fingerprint(root) == before
+        pushed = team(root, "push")
+        assert pushed.returncode == 0, pushed.stderr
+        assert any((tmp_path / "new" / "store" / "files" / "md5").iterdir())
+    finally:
+        run(["dvc", "remote", "remove", "--local", "fresh"], root)
+    assert run(["dvc", "remote", "default"], root).stdout.strip() == "team"
+
+
+def test_a_version_tag_another_clone_pushed_is_refused_in_one_line(pushed_workspace, tmp_path):
+    root, origin = pushed_workspace
+    other = tmp_path / "other"
+    run(["git", "clone", "-q", str(origin), str(other)], tmp_path)
+    identity = ["-c", "user.name=test", "-c", "user.email=test@localhost"]
+    run(["git", *identity, "tag", "-a", "model@v9.9.9", "-m", "the other clone's", "HEAD~1"], other)
+    run(["git", "push", "-q", "origin", "model@v9.9.9"], other)
+    run(["git", *identity, "tag", "-a", "model@v9.9.9", "-m", "ours", "HEAD"], root)
+    try:
+        line = one_error_line(team(root, "push"))
+        assert "git remote 'origin'" in line and "[rejected]" in line and "model@v9.9.9" in line, line
+    finally:
+        run(["git", "tag", "-d", "model@v9.9.9"], root)
+        run(["git", "push", "-q", "origin", ":refs/tags/model@v9.9.9"], root)
 
 
 def test_wrong_credentials_are_one_line_and_change_nothing(pushed_workspace):

@@ -35,7 +35,7 @@ def tuned(prefect_backend, copy_of_small_workspace):
 
 
 def experiments(workspace) -> str:
-    return run(["dvc", "exp", "list", "--name-only"], workspace).stdout
+    return run(["dvc", "exp", "list", "--all-commits", "--name-only"], workspace).stdout
 
 
 def test_the_challenger_is_the_best_trial_trained_in_full(tuned):
