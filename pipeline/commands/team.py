@@ -25,16 +25,23 @@ from pipeline.workspace_slot import workspace_slot
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument(
         "--wait-minutes", type=float, default=60.0, help="wait this long for a run holding the workspace"
     )
     actions = parser.add_subparsers(dest="action", required=True)
-    pulling = actions.add_parser("pull", help="fetch what the default DVC remote has for this commit")
+    pulling = actions.add_parser(
+        "pull", parents=[waiting], help="fetch what the default DVC remote has for this commit"
+    )
     pulling.add_argument(
         "--if-configured", action="store_true", help="with no default remote, say so and succeed (make pipeline)"
     )
-    actions.add_parser("push", help="push to the DVC remote, then the branch and the registry's tags to git")
-    rolling = actions.add_parser("rollback", help="put the previous registered model version back in use")
+    actions.add_parser(
+        "push", parents=[waiting], help="push to the DVC remote, then the branch and the registry's tags to git"
+    )
+    rolling = actions.add_parser(
+        "rollback", parents=[waiting], help="put the previous registered model version back in use"
+    )
     rolling.add_argument("--to", metavar="VERSION", help="the version to put back, e.g. v0.0.1 (gto show model)")
 
 
