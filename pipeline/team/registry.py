@@ -74,9 +74,14 @@ def tag_commits(root: Path, pattern: str) -> dict[str, str]:
     return {line.split()[0]: line.split()[1][:40] for line in listed.splitlines()}
 
 
+def registered_versions(root: Path) -> dict[str, str]:
+    """Every registered version (`v0.0.2`) and its commit."""
+    return {tag.split("@", 1)[1]: commit for tag, commit in tag_commits(root, f"{ARTIFACT}@v*").items()}
+
+
 def assignments(root: Path) -> list[Assignment]:
     """Every assignment of a version to prod, oldest first."""
-    versions = {commit: tag.split("@", 1)[1] for tag, commit in tag_commits(root, f"{ARTIFACT}@v*").items()}
+    versions = {commit: version for version, commit in registered_versions(root).items()}
     found = []
     for tag, commit in tag_commits(root, f"{ARTIFACT}#{STAGE}#*").items():
         if commit in versions:
@@ -86,7 +91,7 @@ def assignments(root: Path) -> list[Assignment]:
 
 def version_commits(root: Path) -> list[str]:
     """The commit of every registered version."""
-    return sorted(set(tag_commits(root, f"{ARTIFACT}@v*").values()))
+    return sorted(set(registered_versions(root).values()))
 
 
 def version_in_use(root: Path) -> str | None:
@@ -122,13 +127,12 @@ def rollback_target(root: Path, version: str | None) -> tuple[Assignment, str]:
         if not earlier:
             raise RegistryError(f"{root}: {in_use} is the only version ever in use: there is none to go back to")
         return earlier[0], in_use
-    by_version = {assignment.version: assignment for assignment in found}
-    registered = {tag.split("@", 1)[1]: commit for tag, commit in tag_commits(root, f"{ARTIFACT}@v*").items()}
+    registered = registered_versions(root)
     if version not in registered:
         raise RegistryError(f"{version}: not a registered version of {ARTIFACT} (gto show {ARTIFACT})")
     if version == in_use:
         raise RegistryError(f"{version} is already the version in use")
-    return by_version.get(version, Assignment(0, version, registered[version])), in_use
+    return Assignment(0, version, registered[version]), in_use  # a rollback reads its version and commit only
 
 
 def roll_back(root: Path, version: str | None, pull_missing) -> tuple[str, str]:
@@ -148,8 +152,7 @@ def roll_back(root: Path, version: str | None, pull_missing) -> tuple[str, str]:
     try:
         commit_files(root, paths, f"Roll the model in use back to {target.version} ({note})")
     except PipelineError:
-        git(root, "checkout", "HEAD", "--", *paths)  # the version in use comes back whole
-        dvc(root, "checkout", "dvc.yaml")
+        restore_in_use(root, paths)
         raise
     try:
         gto(root, "assign", ARTIFACT, "--version", target.version, "--stage", STAGE, "--message", note, "--force")
@@ -172,6 +175,11 @@ def check_out_outputs(root: Path, paths: list[str], version: str, pull_missing) 
         if result.returncode != 0:
             raise RegistryError(f"dvc checkout: {dvc_reason(result)}")
     except PipelineError as error:
-        git(root, "checkout", "HEAD", "--", *paths)
-        dvc(root, "checkout", "dvc.yaml")
+        restore_in_use(root, paths)
         raise RegistryError(f"{version}: its outputs could not be checked out, the one in use stays: {error}") from None
+
+
+def restore_in_use(root: Path, paths: list[str]) -> None:
+    """The version in use back whole after a rollback that failed half-way: its files from HEAD, its outputs."""
+    git(root, "checkout", "HEAD", "--", *paths)
+    dvc(root, "checkout", "dvc.yaml")

@@ -117,16 +117,21 @@ def push_versions(root: Path, remote: Remote, versions: list[str]) -> None:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    logging.getLogger("dvc").setLevel(logging.ERROR)  # not a warning per commit DVC cannot read
-    with Repo(str(root)) as repo:
-        for commit in versions:
-            try:
-                repo.push(targets=[PIPELINE], revs=[commit], workspace=False, remote=remote.name)
-            except ConfigError:
-                # A version from before the remote was added: DVC reads that commit's .dvc/config with this clone's
-                # config.local, whose credentials then name a remote without a URL. It was pushed, if ever, as the
-                # workspace's outputs at the time.
-                continue
-            except DvcException as error:
-                reason = " ".join(str(error).split())
-                raise RemoteFailed(f"{remote}: push of the registered versions failed: {reason}") from None
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
+    dvc_logger.setLevel(logging.ERROR)  # not a warning per commit DVC cannot read; a flow's process goes on after
+    try:
+        with Repo(str(root)) as repo:
+            for commit in versions:
+                try:
+                    repo.push(targets=[PIPELINE], revs=[commit], workspace=False, remote=remote.name)
+                except ConfigError:
+                    # A version from before the remote was added: DVC reads that commit's .dvc/config with this
+                    # clone's config.local, whose credentials then name a remote without a URL. It was pushed, if
+                    # ever, as the workspace's outputs at the time.
+                    continue
+                except DvcException as error:
+                    reason = " ".join(str(error).split())
+                    raise RemoteFailed(f"{remote}: push of the registered versions failed: {reason}") from None
+    finally:
+        dvc_logger.setLevel(level)
