@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.process_guard import end_with_starters
 
 
 def run_command(
@@ -25,6 +26,7 @@ def run_command(
     )
     configure(parser)
     arguments = parser.parse_args(argv)
+    end_with_starters(name)  # a killed `dvc repro` or flow run takes its stages with it
     try:
         work(arguments)
     except PipelineError as error:

@@ -26,6 +26,7 @@ from pipeline.model.training import (
     training_device,
 )
 from pipeline.params import load_params
+from pipeline.process_guard import held_state_folder
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--checkpoint-dir", required=True, type=Path, help="where an interrupted run resumes from")
 
     def work(arguments):
+        with held_state_folder(arguments.checkpoint_dir):  # two trainings must never share one checkpoint
+            train(arguments)
+
+    def train(arguments):
         params = load_params(TrainParams, arguments.params)
         train_split, val_split = load_prepared(arguments.train), load_prepared(arguments.val)
         resuming = prepare_checkpoint_dir(

@@ -18,6 +18,7 @@ from pipeline.files import atomic_path
 from pipeline.lineage import lineage
 from pipeline.model.training import prepare_checkpoint_dir, run_fingerprint
 from pipeline.params import load_params, read_section
+from pipeline.process_guard import held_state_folder
 from pipeline.tuning.objectives import best_score
 from pipeline.tuning.report import write_report
 from pipeline.tuning.results import best_train_values, trials_table, write_best_params
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         if worker_id() != "main":  # a chief or worker process of a distributed search: search, nothing else
             run_search(params, arguments.state, train_split, val_split)
             return
+        with held_state_folder(arguments.state):  # two searches must never write one state
+            tune_and_report(arguments, params, split_files, train_split, val_split)
+
+    def tune_and_report(arguments, params, split_files, train_split, val_split):
         sections = {name: read_section(name, arguments.params) for name in ("tune", "train")}
         # The state folder is kept the way the train stage keeps its checkpoint: only for the same search. Its
         # budget, how many workers run it and how long the adopted model trains do not change the search: raising
