@@ -16,13 +16,23 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: pipeline test bench setup gpu system-packages node test-system-packages
+.PHONY: pipeline test bench setup gpu system-packages node test-system-packages deploy worker
 
 # With a team's DVC remote configured (docs/team.md), what it has for this commit is pulled first, so a stage
 # reruns only where this clone differs; without one, everything is built here.
 pipeline: setup
 	fashion-team pull --if-configured
 	dvc repro
+
+# The Prefect server's side of the deployments in prefect.yaml: work pool, training limit, automations, deployments
+# (flows/deploy.py; PREFECT_API_URL names the server). Then `make worker` on every machine that runs them.
+deploy: setup
+	python -m flows.deploy
+
+# A process worker in this clone: it runs the deployments' flow runs here, after bringing the clone level with the
+# team's remotes (prefect.yaml's pull steps). Any number of machines may run one (docs/orchestration.md).
+worker: setup
+	prefect worker start --pool fashion-mnist
 
 test: setup test-system-packages
 	ruff format --check .

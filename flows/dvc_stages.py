@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from pipeline.process_guard import owner_environment
 from pipeline.team.registry import committed_outputs
 
 # DVC's invitation to its support chat after an unexpected error: not part of what went wrong.
@@ -47,7 +48,8 @@ def dvc_command(*arguments: str) -> list[str]:
 
 
 def stage_environment(flow_run_id: str | None = None) -> dict[str, str]:
-    """The stages' `python` is this interpreter; reports name the flow run that produced them."""
+    """The stages' `python` is this interpreter; reports name the flow run that produced them; every stage ends if
+    this process dies (pipeline/process_guard.py)."""
     environment = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -59,7 +61,7 @@ def stage_environment(flow_run_id: str | None = None) -> dict[str, str]:
         environment["PREFECT__FLOW_RUN_ID"] = flow_run_id
     else:
         environment.pop("PREFECT__FLOW_RUN_ID", None)
-    return environment
+    return owner_environment(environment)
 
 
 def reproduce_stage(

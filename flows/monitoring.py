@@ -24,6 +24,7 @@ from flows.command_line import add_workspace_options, one_line_failures, run_flo
 from flows.drift_artifact import publish_drift
 from flows.dvc_stages import run_streaming
 from flows.live_accuracy import judge_live, live_next_step, publish_live, sample_traffic
+from flows.notices import drift_confirmed
 from flows.promotion import refused_batches
 from flows.sharing import commit_records, share_results
 from flows.training import run_stage, training_pipeline
@@ -138,15 +139,16 @@ def next_step(summary: dict, params: DriftParams, in_a_row: int, retrain: bool, 
     return f"drift confirmed ({in_a_row} drifted checks in a row), but {why}: wrote a labelling sheet of the batch"
 
 
-def retrain_on(root: Path, summary: dict, unseen: list[str]) -> None:
+def retrain_on(root: Path, summary: dict, unseen: list[str], update_from_team: bool) -> None:
     """Confirmed drift with new accepted data: the training pipeline, through the promotion gate."""
     get_run_logger().info(
         "retraining on %d accepted batch(es) the model has not seen: %s",
         len(unseen),
         ", ".join(unseen),
     )
-    # A subflow, so the retraining shows under this run in the UI; it shares this run's workspace slot.
-    retraining = training_pipeline(workspace=str(root), return_state=True)
+    # A subflow, so the retraining shows under this run in the UI. It takes the team's training turn and then the
+    # workspace slot, which this run has let go of: the same order as every training, so no two runs deadlock.
+    retraining = training_pipeline(workspace=str(root), update_from_team=update_from_team, return_state=True)
     summary["retraining_flow_run_id"] = str(retraining.state_details.flow_run_id)
     retraining.result()  # a failed retraining fails the monitor run too
 
@@ -215,6 +217,8 @@ def check_for_drift(
     get_run_logger().info("then: %s", summary["decision"])
     add_decision(check, summary["decision"], summary["labelling_sheet"])
     publish_drift(check, in_a_row, params.retrain_after)
+    if confirmed:
+        drift_confirmed(summary, check)
     return summary, unseen
 
 
@@ -241,6 +245,7 @@ def drift_monitor(
     traffic: str | None = None,
     workspace: str = str(WORKSPACE),
     wait_minutes: float = DEFAULT_WAIT_MINUTES,
+    update_from_team: bool = False,
 ) -> dict:
     """Check `batch` for drift, by default the prediction service's traffic since the last check, and judge the
     model in use on its labelled live traffic; on confirmed drift, or worse live, retrain.
@@ -259,7 +264,9 @@ def drift_monitor(
 
     Then, for live accuracy (flows/live_accuracy.py): a labelling sheet of the new traffic, and the live stage's
     verdict, also with no new traffic (labels come back on their own schedule). "Worse live" is followed as a
-    confirmed drift is: retraining on accepted data the model has not seen, else a request for labels.
+    confirmed drift is: retraining on accepted data the model has not seen, else a request for labels. A
+    retraining waits for the team's training turn (flows/training_turn.py), with `update_from_team` as the training
+    pipeline has it; a check itself needs no turn, so it may run beside another machine's training.
     """
     root = Path(workspace).resolve()
     with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
@@ -287,8 +294,8 @@ def drift_monitor(
         message = f"Drift monitor: {summary['verdict']} ({flow_run.name})"
         commit_records(str(root), [str(DRIFT_HISTORY)], message, with_lock=True)
         share_results(str(root))  # before any retraining, which shares what it changes itself
-        if (summary["confirmed"] or worse_live) and retrain and unseen:
-            retrain_on(root, summary, unseen)
+    if (summary["confirmed"] or worse_live) and retrain and unseen:
+        retrain_on(root, summary, unseen, update_from_team)
     summary["flow_run_id"] = str(flow_run.id)
     return summary
 

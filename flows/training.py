@@ -21,6 +21,7 @@ from flows.artifacts import PREPARED_POOL_RECORD
 from flows.command_line import add_workspace_options, one_line_failures, run_flow_command
 from flows.dvc_stages import StageRun, has_commit, pipeline_stages, reproduce_stage
 from flows.isolated_run import RUN_REPORTS, isolated_run
+from flows.notices import candidate_refused
 from flows.overrides import parse_assignment
 from flows.promotion import (
     decision_line,
@@ -33,7 +34,8 @@ from flows.promotion import (
 )
 from flows.sharing import commit_records, register_model_in_use, share_results
 from flows.summary import metrics_table, read_metrics, summary_markdown
-from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
+from flows.training_turn import training_turn
+from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE
 from pipeline.data.pool import read_pool_record
 from pipeline.errors import PipelineError
 from pipeline.evaluation.promotion import Decision, PromoteParams
@@ -118,6 +120,7 @@ def candidate_run(
             register_model_in_use(str(root), decision_line(decision, experiment), [str(reports / "promotion.json")])
         else:
             commit_records(str(root), [str(reports / "promotion.json")], f"Refused candidate {experiment}")
+            candidate_refused(decision, decision_line(decision, experiment), experiment)
         keep = load_params(PromoteParams, root / "params.yaml").keep_refused_experiments
         drop_refused_experiments(root, keep, logger.info)
         share_results(str(root))
@@ -131,6 +134,7 @@ def training_pipeline(
     workspace: str = str(WORKSPACE),
     wait_minutes: float = DEFAULT_WAIT_MINUTES,
     promote_if_better: bool = False,
+    update_from_team: bool = False,
 ) -> list[StageRun]:
     """Run the DVC pipeline stage by stage; `overrides` ({"train.epochs": 20}) apply to this run only.
 
@@ -140,12 +144,14 @@ def training_pipeline(
     params.yaml, dvc.lock, model and reports stay byte-identical. A run with overrides is an experiment only, the
     workspace untouched, unless `promote_if_better` sends it through the gate too. Either way the run's reports
     are kept in reports/runs/<run name>/ and `python -m flows.apply_experiment <run name>` makes it the workspace's.
-    One run at a time per workspace: a run waits up to `wait_minutes` for the one before it.
+    One training at a time per team and one run at a time per workspace (flows/training_turn.py): a run waits up to
+    `wait_minutes` for the one before it. `update_from_team` (a worker's runs, prefect.yaml) brings the clone level
+    with the team's git and DVC remotes once the run's turn comes.
     """
     root = Path(workspace).resolve()
     overrides = dict(overrides or {})
     logger = get_run_logger()
-    with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, logger.info):
+    with training_turn(root, f"flow run '{flow_run.name}'", wait_minutes, update_from_team, logger.info):
         if not overrides and model_in_use(root) is None:
             previous = read_metrics(root)
             stage_runs = run_stages(root)

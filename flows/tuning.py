@@ -23,7 +23,8 @@ from flows.command_line import add_workspace_options, one_line_failures, run_flo
 from flows.dvc_stages import has_commit
 from flows.summary import read_metrics
 from flows.training import candidate_run, run_stage, training_pipeline
-from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE, claimed_workspace
+from flows.training_turn import training_turn
+from flows.workspace import DEFAULT_WAIT_MINUTES, WORKSPACE
 from pipeline.errors import PipelineError
 from pipeline.tuning.adoption import read_best
 
@@ -52,12 +53,16 @@ def decision_markdown(promoted: bool, champion: dict, challenger: dict, best: di
 
 @flow(name="tuning-pipeline")
 @one_line_failures("tuning-pipeline")
-def tuning_pipeline(workspace: str = str(WORKSPACE), wait_minutes: float = DEFAULT_WAIT_MINUTES) -> dict:
-    """Tune, train the best configuration as a challenger, and promote it only if it beats the model in use."""
+def tuning_pipeline(
+    workspace: str = str(WORKSPACE), wait_minutes: float = DEFAULT_WAIT_MINUTES, update_from_team: bool = False
+) -> dict:
+    """Tune, train the best configuration as a challenger, and promote it only if it beats the model in use.
+
+    The whole run is one training turn (flows/training_turn.py); `update_from_team` as in the training pipeline."""
     root = Path(workspace).resolve()
     if not has_commit(root):
         raise PipelineError(f"{root}: the challenger trains as a DVC experiment, which needs a git commit")
-    with claimed_workspace(root, f"flow run '{flow_run.name}'", wait_minutes, get_run_logger().info):
+    with training_turn(root, f"flow run '{flow_run.name}'", wait_minutes, update_from_team, get_run_logger().info):
         return tune_and_decide(root)
 
 

@@ -6,6 +6,9 @@
                                          registry's tags to the git remote
     fashion-team rollback [--to VERSION] put the version in use before this one (or VERSION) back in use:
                                          params, model and reports, registered as a new assignment to prod
+    fashion-team update [--clone DIR]    bring a worker's clone level with the remotes: the branch and the
+                                         registry's tags from git, then the data from DVC; prints the clone's
+                                         folder (prefect.yaml's pull step runs it before every flow run)
 
 Every failure is one line naming the remote or the file, with a non-zero exit; nothing local is lost.
 """
@@ -13,6 +16,8 @@ Every failure is one line naming the remote or the file, with a non-zero exit; n
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +26,12 @@ from pipeline.errors import PipelineError
 from pipeline.team.publish import publish
 from pipeline.team.registry import roll_back
 from pipeline.team.remote import RemoteFailed, default_remote, pull
+from pipeline.team.sync import catch_up
 from pipeline.workspace_slot import workspace_slot
+
+# A worker's clone: where its flow runs work. The checkout the worker's environment was installed from by default.
+CLONE_VARIABLE = "FASHION_MNIST_CLONE"
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +53,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "rollback", parents=[waiting], help="put the previous registered model version back in use"
     )
     rolling.add_argument("--to", metavar="VERSION", help="the version to put back, e.g. v0.0.1 (gto show model)")
+    updating = actions.add_parser(
+        "update", parents=[waiting], help="bring this clone level with the git and DVC remotes (a worker's pull step)"
+    )
+    updating.add_argument(
+        "--clone",
+        type=Path,
+        default=Path(os.environ.get(CLONE_VARIABLE, CHECKOUT)),
+        help=f"the clone to update (default: ${CLONE_VARIABLE}, else the checkout this command runs from: %(default)s)",
+    )
 
 
 def pull_from_remote(root: Path, if_configured: bool, say) -> None:
@@ -73,12 +92,27 @@ def rollback(root: Path, version: str | None, wait_minutes: float, say) -> None:
         raise PipelineError(f"rolled back here, but not pushed (the next push sends it): {error}") from None
 
 
+def update(root: Path, wait_minutes: float) -> None:
+    """Catch the clone up under its workspace slot (a run of this clone may be working in it); the progress on
+    stderr, the clone's folder alone on stdout, for the pull step that moves there next."""
+
+    def say(line: str) -> None:
+        print(f"team: {line}", file=sys.stderr, flush=True)
+
+    with workspace_slot(root, "fashion-team update (a flow run's pull step)", wait_minutes, say):
+        catch_up(root, say)
+    print(root, flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     def say(line: str) -> None:
         print(f"team: {line}", flush=True)
 
     def work(arguments: argparse.Namespace) -> None:
         root = Path.cwd()
+        if arguments.action == "update":
+            update(arguments.clone.resolve(), arguments.wait_minutes)
+            return
         if arguments.action == "rollback":
             rollback(root, arguments.to, arguments.wait_minutes, say)
             return

@@ -23,6 +23,8 @@ from prefect.client.schemas.objects import FlowRun, State
 from pipeline.data.datasets import FILE_NAMES
 from pipeline.data.idx import read_idx
 from tests.support.data import write_dataset
+from tests.support.prefect_server import PrefectServer
+from tests.support.prefect_server import prefect_server as start_prefect_server
 from tests.support.storage import WebDavServer, webdav_server
 from tests.support.training import FAST_REAL_TRAIN
 from tests.support.workspaces import copy_workspace, scratch_workspace
@@ -92,6 +94,14 @@ def small_workspace(prefect_backend, new_small_workspace) -> FirstRun:
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
     return FirstRun(root, state, flow_run)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> Iterator[PrefectServer]:
+    """A real `prefect server start` on loopback for the session, with the services workers, leases and automations
+    need (tests/support/prefect_server.py)."""
+    with start_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
