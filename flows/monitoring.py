@@ -37,7 +37,7 @@ from pipeline.drift.params import DriftParams
 from pipeline.drift.sources import UNKNOWN_SOURCE
 from pipeline.live.statistics import WORSE
 from pipeline.params import load_params, read_section
-from pipeline.serving.captures import mark_checked, readable, unchecked_chunks
+from pipeline.serving.captures import mark_checked, readable, record_checked, unchecked_chunks
 from pipeline.serving.params import ServeParams
 
 # Every check of the monitor keeps its own folder here (not a DVC output, so no stage run replaces it).
@@ -203,6 +203,8 @@ def check_for_drift(
         mark_checked(root / DRIFT_CHECKS, check_id, chunks)  # counted once the check is written
         options.append("--converted")  # the service converted its pictures: read as the model saw them
     summary = check_batch(str(root), batches, check_id, options)
+    if chunks:
+        record_checked(captures, check_id, chunks)  # for a monitor on another machine reading the same folder
     if summary["verdict"] == "inconclusive":
         summary = pool_small_batches(root, params, summary, source_option)
     in_a_row = drifted_in_a_row(read_history(root / DRIFT_CHECKS), datetime.now(UTC), params.window_days)

@@ -3,6 +3,7 @@
 Layout, under serve.capture_folder (data/traffic/, ignored by git and DVC):
 
     <YYYY-MM-DD>/<HHMMSS>-<replica>-<sequence>-n<count>.npz      one chunk, written whole (atomic rename)
+    checked.jsonl                                                  the chunks each finished drift check read
 
 A chunk holds `count` pictures as the model saw them (`images`, uint8 28x28x1: the drift checks read a chunk as
 any .npz batch), each one's `probabilities`, `unfamiliarity` score and `unfamiliar` flag, the uploaded file's name
@@ -20,6 +21,7 @@ cannot keep up, pictures are dropped and counted, and no answer waits.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -45,6 +47,9 @@ CHUNK_NAME = re.compile(r"^\d{6}-.+-\d{6}-n(\d+)\.npz$")
 DAY_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A day's chunks the drift monitor has checked, one line per check (in the monitor's checks folder).
 CHECKED_FILE = "traffic_checked.jsonl"
+# The same, for the checks that finished, in the capture folder itself: a monitor on another machine that reads the
+# folder (a shared mount) counts them too.
+SHARED_CHECKED_FILE = "checked.jsonl"
 
 
 @dataclass(frozen=True)
@@ -224,27 +229,38 @@ class TrafficRecorder:
             LOG.info("fashion-serve: removed the captures of %s: over serve.capture_total (%d)", day.name, self.total)
 
 
-def checked_chunks(checks_dir: Path) -> set[str]:
+def checked_chunks(checks_dir: Path, folder: Path | None = None) -> set[str]:
     """The chunks (day/name) the drift monitor has checked: those of each line whose check was written. The monitor
     writes the line before it runs the check, so a run killed in between leaves its chunks to the next run, and a
-    run killed after the check leaves them checked once."""
-    path = checks_dir / CHECKED_FILE
-    if not path.is_file():
-        return set()
+    run killed after the check leaves them checked once. With the capture `folder`, also those every finished
+    check recorded there, whichever machine ran it (`record_checked`)."""
     checked = set()
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-            if (checks_dir / entry["check"] / "summary.json").is_file():
-                checked.update(entry["chunks"])
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a killed run
+    for entry in ledger(checks_dir / CHECKED_FILE):
+        if (checks_dir / entry["check"] / "summary.json").is_file():
+            checked.update(entry["chunks"])
+    for entry in ledger(folder / SHARED_CHECKED_FILE) if folder else []:
+        checked.update(entry["chunks"])
     return checked
+
+
+def ledger(path: Path) -> list[dict]:
+    """The whole lines of a record of checks; a line cut short by a killed run is no line."""
+    entries = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        with contextlib.suppress(ValueError, TypeError):
+            entry = json.loads(line)
+            if (
+                isinstance(entry, dict)
+                and isinstance(entry.get("check"), str)
+                and isinstance(entry.get("chunks"), list)
+            ):
+                entries.append(entry)
+    return entries
 
 
 def unchecked_chunks(folder: Path, checks_dir: Path) -> list[Path]:
     """The chunks captured since the monitor's last checks: every one no check has read yet, oldest first."""
-    checked = checked_chunks(checks_dir)
+    checked = checked_chunks(checks_dir, folder)
     return [chunk for chunk in captured_chunks(folder) if f"{chunk.parent.name}/{chunk.name}" not in checked]
 
 
@@ -259,9 +275,18 @@ def readable(chunk: Path) -> bool:
 
 def mark_checked(checks_dir: Path, check_id: str, chunks: list[Path]) -> None:
     """Record that check `check_id` reads `chunks` (counted once the check's folder is written)."""
-    checks_dir.mkdir(parents=True, exist_ok=True)
+    append_entry(checks_dir / CHECKED_FILE, check_id, chunks)
+
+
+def record_checked(folder: Path, check_id: str, chunks: list[Path]) -> None:
+    """Record in the capture folder that check `check_id`, now written, read `chunks`."""
+    append_entry(folder / SHARED_CHECKED_FILE, check_id, chunks)
+
+
+def append_entry(path: Path, check_id: str, chunks: list[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"check": check_id, "chunks": [f"{chunk.parent.name}/{chunk.name}" for chunk in chunks]})
-    with open(checks_dir / CHECKED_FILE, "a") as file:
+    with open(path, "a") as file:
         file.write(line + "\n")
 
 

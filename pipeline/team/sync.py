@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.team.git import GitFailed, current_branch, git, git_succeeds, identity_environment, push_remote
-from pipeline.team.registry import TAG_PATTERNS
+from pipeline.team.registry import TAG_PATTERNS, tag_commits
 from pipeline.team.remote import default_remote, pull
 
 
@@ -37,16 +37,12 @@ def fetch_branch(root: Path) -> str | None:
 
 def tags_on(root: Path, commits: list[str]) -> dict[str, tuple[str, str]]:
     """The registry's tags on `commits`: tag -> (commit, message)."""
-    found = {}
-    for pattern in TAG_PATTERNS:
-        listing = git(
-            root, "for-each-ref", "--format=%(refname:short)%09%(*objectname)%(objectname)", f"refs/tags/{pattern}"
-        )
-        for line in listing.splitlines():
-            tag, target = line.split("\t")
-            if target[:40] in commits:
-                found[tag] = (target[:40], git(root, "tag", "-l", "--format=%(contents)", tag))
-    return found
+    tags = {tag: commit for pattern in TAG_PATTERNS for tag, commit in tag_commits(root, pattern).items()}
+    return {
+        tag: (commit, git(root, "tag", "-l", "--format=%(contents)", tag))
+        for tag, commit in tags.items()
+        if commit in commits
+    }
 
 
 def commit_subjects(root: Path, revisions: str) -> list[tuple[str, str]]:

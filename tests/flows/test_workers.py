@@ -33,7 +33,7 @@ from tests.support.prefect_server import PrefectServer, Worker, start_worker
 from tests.support.webhook import WebhookReceiver, webhook_receiver
 from tests.support.workspaces import commit_params, run
 
-pytestmark = pytest.mark.xdist_group("workers")
+pytestmark = pytest.mark.slow
 MODEL = "models/model.keras"
 RUN_MINUTES = 6  # the longest a run of the small workspace may take here, waiting for its turn included
 

@@ -18,6 +18,7 @@ from pipeline.serving.captures import (
     mark_checked,
     read_for_labellers,
     readable,
+    record_checked,
     unchecked_chunks,
 )
 
@@ -119,6 +120,12 @@ def test_the_monitor_reads_only_the_chunks_no_check_has_read(tmp_path):
     with open(checks / "traffic_checked.jsonl", "a") as ledger:
         ledger.write('{"check": "killed", "chun')  # a line cut short by a killed run marks nothing
     assert unchecked_chunks(traffic, checks) == first[1:]
+    # A monitor on another machine, with checks of its own, reads the same folder: it skips what a finished check
+    # recorded there.
+    elsewhere = tmp_path / "other-machine-checks"
+    assert unchecked_chunks(traffic, elsewhere) == first
+    record_checked(traffic, "check-1", first[:1])
+    assert unchecked_chunks(traffic, elsewhere) == first[1:]
 
 
 def test_a_damaged_chunk_is_not_readable(tmp_path):
