@@ -30,9 +30,10 @@ deploy: setup
 	python -m flows.deploy
 
 # A process worker in this clone: it runs the deployments' flow runs here, after bringing the clone level with the
-# team's remotes (prefect.yaml's pull steps). Any number of machines may run one (docs/orchestration.md).
+# team's remotes (prefect.yaml's pull steps). Any number of machines may run one (docs/orchestration.md). One run at
+# a time: runs of one clone queue for its workspace anyway, so a busy machine leaves the next run to a free one.
 worker: setup
-	prefect worker start --pool fashion-mnist
+	prefect worker start --pool fashion-mnist --limit 1
 
 test: setup test-system-packages
 	ruff format --check .

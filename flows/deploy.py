@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     deploy_all(ROOT)
     say(
         f"deployed prefect.yaml's deployments to the work pool '{WORK_POOL}': start a worker on each machine with "
-        f"`make worker` (prefect worker start --pool {WORK_POOL})"
+        f"`make worker` (prefect worker start --pool {WORK_POOL} --limit 1)"
     )
 
 

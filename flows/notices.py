@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect.events import emit_event
 from prefect.runtime import flow_run
+from prefect.utilities.urls import url_for
 
 from pipeline.evaluation.promotion import Decision
 
@@ -19,8 +20,9 @@ CANDIDATE_REFUSED = "fashion-mnist.candidate.refused"
 
 
 def run_link() -> str | None:
-    """The flow run's page in the Prefect UI, where its artifacts are (None outside a served run)."""
-    return flow_run.ui_url
+    """The flow run's page in the Prefect UI, where its artifacts are. `prefect.runtime.flow_run.ui_url` names a path
+    the server's UI does not serve (/flow-runs/...); this is the one the run's own "View at" line gives."""
+    return url_for("flow-run", obj_id=flow_run.id) if flow_run.id else None
 
 
 def drift_confirmed(summary: dict, check: Path) -> None:
