@@ -68,7 +68,8 @@ def integrate(root: Path, upstream: str, say: Callable[[str], None]) -> None:
         raise GitFailed(
             f"{error}: this clone's commits and the remote's change the same files; merge by hand"
         ) from None
-    replayed = dict((subject, commit) for commit, subject in reversed(commit_subjects(root, f"{upstream}..HEAD")))
+    # A replayed commit has a new id but its subject: old commit -> subject -> new commit (the oldest of a subject).
+    replayed = {subject: commit for commit, subject in reversed(commit_subjects(root, f"{upstream}..HEAD"))}
     subjects = dict(own)
     for tag, (old_commit, message) in moving.items():
         new_commit = replayed.get(subjects[old_commit])
